@@ -132,8 +132,9 @@ def config_to_json(cfg: Any) -> str:
 DIT_PRESETS: dict[str, DiTConfig] = {
     "wan2.1-t2v-1.3B": DiTConfig(),
     "wan2.1-t2v-14B": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
-    # Small shapes for tests: head_dim 12 splits 4/4/4 over (t, h, w).
-    "test-tiny": DiTConfig(dim=24, ffn_dim=48, num_heads=2, num_layers=2, text_dim=32, text_len=16, freq_dim=16),
+    # Small shapes for tests; head_dim 128 like the real models (rotary split 44/42/42), and
+    # Wan's convention num_heads = dim / 128 lets the layout detector infer it from the weights.
+    "test-tiny": DiTConfig(dim=256, ffn_dim=512, num_heads=2, num_layers=2, text_dim=64, text_len=32, freq_dim=32),
 }
 
 VAE_PRESETS: dict[str, VAEConfig] = {
@@ -144,5 +145,7 @@ VAE_PRESETS: dict[str, VAEConfig] = {
 
 TEXT_PRESETS: dict[str, TextEncoderConfig] = {
     "umt5-xxl": TextEncoderConfig(),
-    "test-tiny-umt5": TextEncoderConfig(vocab_size=256, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4, max_length=16),
+    "test-tiny-umt5": TextEncoderConfig(
+        vocab_size=256, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4, max_length=16
+    ),
 }

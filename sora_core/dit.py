@@ -1,0 +1,273 @@
+"""The spacetime-patch diffusion transformer (Wan 2.1 architecture).
+
+A latent video [B, C, T, H, W] is cut into 1x2x2 spacetime patches, each patch becomes one token,
+and a stack of transformer blocks (self-attention with 3D rotary positions, cross-attention to the
+text, a GELU MLP, all modulated by the timestep) predicts the flow-matching velocity for every
+patch. Module and attribute names are the keys of the original Wan / ComfyUI checkpoints, so those
+files load with a plain ``load_state_dict``.
+
+Timesteps may be given per sample ([B]) or per latent frame ([B, T]): the temporal operations
+(image-to-video, extension, loops) feed clean conditioning frames (t = 0) beside noisy ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import DiTConfig
+from .errors import InputError
+
+# Above this many tokens the MLP runs in token chunks at inference, so its hidden activation
+# (tokens x ffn_dim) never exists whole; at 480p/81 frames that is about 1 GiB saved in fp32.
+FFN_CHUNK_TOKENS = 8192
+
+
+def timestep_sinusoid(t: Tensor, dim: int) -> Tensor:
+    """[N] timesteps on the 0..1000 scale -> [N, dim] float32 as [cos | sin] (Wan's order)."""
+    half = dim // 2
+    exponent = torch.arange(half, dtype=torch.float64, device=t.device) / half
+    angles = t.double()[:, None] * torch.pow(10000.0, -exponent)[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=1).float()
+
+
+class RMSNorm(nn.Module):
+    """RMS normalisation over the last dim, computed in float32 (q/k norms span all heads)."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()
+        normed = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (normed * self.weight.float()).to(x.dtype)
+
+
+class FP32LayerNorm(nn.LayerNorm):
+    """LayerNorm evaluated in float32 whatever the weights' dtype, as Wan does."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.weight.float() if self.weight is not None else None
+        bias = self.bias.float() if self.bias is not None else None
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
+class RotaryPositions:
+    """3D rotary embedding: head channels split over (t, h, w), pairs interleaved.
+
+    Each axis has its own frequency ladder theta^(-2i/axis_dim); a token at latent frame f,
+    patch row h, patch column w rotates its channel pairs by the angles of f, h and w.
+    """
+
+    def __init__(self, axes_dim: tuple[int, int, int], theta: float, max_positions: int) -> None:
+        self.axes_dim = axes_dim
+        self.theta = theta
+        self.max_positions = max_positions
+
+    def angles(self, grid: tuple[int, int, int], device: torch.device) -> Tensor:
+        """Rotation angles [T*H*W, head_dim/2] (float64) for a token grid."""
+        for n in grid:
+            if n > self.max_positions:
+                raise InputError(
+                    f"latent grid {grid} exceeds the {self.max_positions} rotary positions per axis; "
+                    "generate fewer frames or a smaller size"
+                )
+        per_axis = []
+        for axis, (n, d) in enumerate(zip(grid, self.axes_dim, strict=True)):
+            freqs = torch.pow(self.theta, -torch.arange(0, d, 2, dtype=torch.float64, device=device) / d)
+            a = torch.arange(n, dtype=torch.float64, device=device)[:, None] * freqs[None]
+            shape = [1, 1, 1, d // 2]
+            shape[axis] = n
+            per_axis.append(a.view(shape).expand(*grid, d // 2))
+        return torch.cat(per_axis, dim=-1).reshape(-1, sum(self.axes_dim) // 2)
+
+    def cos_sin(self, grid: tuple[int, int, int], device: torch.device) -> tuple[Tensor, Tensor]:
+        a = self.angles(grid, device)
+        return a.cos().float(), a.sin().float()
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate interleaved channel pairs of x [B, L, heads, head_dim] by angles [L, head_dim/2]."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    even, odd = pairs[..., 0], pairs[..., 1]
+    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    rotated = torch.stack([even * c - odd * s, even * s + odd * c], dim=-1)
+    return rotated.flatten(-2).to(x.dtype)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Scaled dot-product attention over [B, L, heads, head_dim] tensors."""
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    return out.transpose(1, 2).flatten(2)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+        self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+        heads = (self.num_heads, -1)
+        q = self.norm_q(self.q(x)).unflatten(2, heads)
+        k = self.norm_k(self.k(x)).unflatten(2, heads)
+        v = self.v(x).unflatten(2, heads)
+        return self.o(attention(apply_rotary(q, *rope), apply_rotary(k, *rope), v))
+
+
+class CrossAttention(SelfAttention):
+    """Attention from video tokens to text tokens; no rotary positions."""
+
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:  # type: ignore[override]
+        heads = (self.num_heads, -1)
+        q = self.norm_q(self.q(x)).unflatten(2, heads)
+        k = self.norm_k(self.k(context)).unflatten(2, heads)
+        v = self.v(context).unflatten(2, heads)
+        return self.o(attention(q, k, v))
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """x [B, F, N, D] (tokens grouped by latent frame) with shift/scale [B, F or 1, 1, D], in fp32."""
+    return x.float() * (1 + scale) + shift
+
+
+class DiTBlock(nn.Module):
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        dim = cfg.dim
+        self.norm1 = FP32LayerNorm(dim, cfg.eps, elementwise_affine=False)
+        self.self_attn = SelfAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps)
+        self.norm3 = FP32LayerNorm(dim, cfg.eps, elementwise_affine=True) if cfg.cross_attn_norm else nn.Identity()
+        self.cross_attn = CrossAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps)
+        self.norm2 = FP32LayerNorm(dim, cfg.eps, elementwise_affine=False)
+        self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, dim))
+        self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
+
+    def _ffn(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() or x.shape[1] <= FFN_CHUNK_TOKENS:
+            return self.ffn(x)
+        return torch.cat([self.ffn(part) for part in x.split(FFN_CHUNK_TOKENS, dim=1)], dim=1)
+
+    def forward(self, x: Tensor, e: Tensor, context: Tensor, rope: tuple[Tensor, Tensor], frames: int) -> Tensor:
+        """x [B, L, D]; e [B, F or 1, 6, D] float32 timestep projection; frames = latent frames F."""
+        b, length, dim = x.shape
+        mod = (self.modulation.float()[:, None] + e).unsqueeze(3)  # [B, F|1, 6, 1, D]
+        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
+        by_frame = (b, frames if e.shape[1] > 1 else 1, -1, dim)
+
+        h = modulate(self.norm1(x).view(by_frame), shift_sa, scale_sa).view(b, length, dim)
+        y = self.self_attn(h.to(x.dtype), rope)
+        x = (x.float().view(by_frame) + y.float().view(by_frame) * gate_sa).view(b, length, dim).to(x.dtype)
+
+        x = x + self.cross_attn(self.norm3(x), context)
+
+        h = modulate(self.norm2(x).view(by_frame), shift_ff, scale_ff).view(b, length, dim)
+        y = self._ffn(h.to(x.dtype))
+        return (x.float().view(by_frame) + y.float().view(by_frame) * gate_ff).view(b, length, dim).to(x.dtype)
+
+
+class Head(nn.Module):
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        self.norm = FP32LayerNorm(cfg.dim, cfg.eps, elementwise_affine=False)
+        self.head = nn.Linear(cfg.dim, cfg.out_dim * math.prod(cfg.patch_size))
+        self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
+
+    def forward(self, x: Tensor, e: Tensor, frames: int) -> Tensor:
+        """x [B, L, D]; e [B, F or 1, D] float32 timestep embedding (before the 6-way projection)."""
+        b, length, dim = x.shape
+        shift, scale = (self.modulation.float()[:, None] + e[:, :, None]).unsqueeze(3).unbind(2)
+        h = modulate(self.norm(x).view(b, frames if e.shape[1] > 1 else 1, -1, dim), shift, scale)
+        return self.head(h.view(b, length, dim).to(x.dtype))
+
+
+class WanDiT(nn.Module):
+    """Wan 2.1 text-to-video diffusion transformer; predicts the flow velocity of a latent video."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = config
+        cfg = config
+        self.patch_embedding = nn.Conv3d(cfg.in_dim, cfg.dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.text_embedding = nn.Sequential(
+            nn.Linear(cfg.text_dim, cfg.dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.dim, cfg.dim)
+        )
+        self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, cfg.dim * 6))
+        self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.num_layers))
+        self.head = Head(cfg)
+        self.rope = RotaryPositions(cfg.rope_axes_dim, cfg.rope_theta, cfg.rope_max_positions)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.patch_embedding.weight.dtype
+
+    def _check_inputs(self, x: Tensor, t: Tensor, context: Tensor) -> None:
+        cfg = self.config
+        if x.ndim != 5 or x.shape[1] != cfg.in_dim:
+            raise InputError(f"latent must be [B, {cfg.in_dim}, T, H, W], got {tuple(x.shape)}")
+        _, _, frames, height, width = x.shape
+        pt, ph, pw = cfg.patch_size
+        if frames % pt or height % ph or width % pw:
+            raise InputError(
+                f"latent size (T={frames}, H={height}, W={width}) is not divisible by the patch size "
+                f"{cfg.patch_size}; pixel height/width must be multiples of {8 * ph}"
+            )
+        if t.ndim not in (1, 2) or t.shape[0] != x.shape[0] or (t.ndim == 2 and t.shape[1] not in (1, frames // pt)):
+            raise InputError(
+                f"timesteps must be [B] or [B, {frames // pt}] for latent {tuple(x.shape)}, got {tuple(t.shape)}"
+            )
+        if context.ndim != 3 or context.shape[0] != x.shape[0] or context.shape[2] != cfg.text_dim:
+            raise InputError(f"text context must be [B, L, {cfg.text_dim}], got {tuple(context.shape)}")
+        if context.shape[1] > cfg.text_len:
+            raise InputError(f"text context has {context.shape[1]} tokens; this model takes at most {cfg.text_len}")
+
+    def embed_time(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Timesteps [B] or [B, F] -> (e [B, F|1, D], e0 [B, F|1, 6, D]), both float32."""
+        per_frame = t if t.ndim == 2 else t[:, None]
+        b, f = per_frame.shape
+        w = self.time_embedding[0].weight
+        e = self.time_embedding(timestep_sinusoid(per_frame.flatten(), self.config.freq_dim).to(w.dtype)).float()
+        e0 = self.time_projection(e.to(w.dtype)).float()
+        return e.view(b, f, -1), e0.view(b, f, 6, -1)
+
+    def forward(self, x: Tensor, t: Tensor, context: Tensor) -> Tensor:
+        """x [B, C, T, H, W] noisy latent; t [B] or [B, T] on 0..1000; context [B, L<=text_len, text_dim]."""
+        self._check_inputs(x, t, context)
+        cfg = self.config
+        pt, ph, pw = cfg.patch_size
+        tokens = self.patch_embedding(x.to(self.dtype))
+        grid = tuple(tokens.shape[2:])
+        tokens = tokens.flatten(2).transpose(1, 2)
+
+        # Wan pads the text to text_len with zero rows; the padded rows still pass the MLP and
+        # are attended to, so padding is part of the model's behaviour, not an optimisation.
+        if context.shape[1] < cfg.text_len:
+            context = F.pad(context, (0, 0, 0, cfg.text_len - context.shape[1]))
+        context = self.text_embedding(context.to(self.dtype))
+
+        e, e0 = self.embed_time(t.to(x.device))
+        rope = self.rope.cos_sin(grid, x.device)  # type: ignore[arg-type]
+        frames = grid[0]
+        for block in self.blocks:
+            tokens = block(tokens, e0, context, rope, frames)
+        out = self.head(tokens, e, frames)
+        return self.unpatchify(out, grid)
+
+    def unpatchify(self, out: Tensor, grid: tuple[int, ...]) -> Tensor:
+        """Tokens [B, L, pt*ph*pw*C] (features ordered pt, ph, pw, c) -> [B, C, T, H, W]."""
+        pt, ph, pw = self.config.patch_size
+        f, h, w = grid
+        b = out.shape[0]
+        out = out.view(b, f, h, w, pt, ph, pw, self.config.out_dim)
+        return out.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(b, self.config.out_dim, f * pt, h * ph, w * pw)
