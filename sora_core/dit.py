@@ -86,18 +86,16 @@ class RotaryPositions:
             per_axis.append(a.view(shape).expand(*grid, d // 2))
         return torch.cat(per_axis, dim=-1).reshape(-1, sum(self.axes_dim) // 2)
 
-    def cos_sin(self, grid: tuple[int, int, int], device: torch.device) -> tuple[Tensor, Tensor]:
+    def rotations(self, grid: tuple[int, int, int], device: torch.device) -> Tensor:
+        """Unit complex numbers e^(i*angle), [T*H*W, head_dim/2] complex64."""
         a = self.angles(grid, device)
-        return a.cos().float(), a.sin().float()
+        return torch.polar(torch.ones_like(a), a).to(torch.complex64)
 
 
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate interleaved channel pairs of x [B, L, heads, head_dim] by angles [L, head_dim/2]."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    even, odd = pairs[..., 0], pairs[..., 1]
-    c, s = cos[None, :, None, :], sin[None, :, None, :]
-    rotated = torch.stack([even * c - odd * s, even * s + odd * c], dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
+def apply_rotary(x: Tensor, rotations: Tensor) -> Tensor:
+    """Rotate interleaved channel pairs of x [B, L, heads, head_dim] as complex numbers (one multiply)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
+    return torch.view_as_real(pairs * rotations[None, :, None, :]).flatten(-2).to(x.dtype)
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -117,12 +115,12 @@ class SelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
         self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, rope: Tensor) -> Tensor:
         heads = (self.num_heads, -1)
         q = self.norm_q(self.q(x)).unflatten(2, heads)
         k = self.norm_k(self.k(x)).unflatten(2, heads)
         v = self.v(x).unflatten(2, heads)
-        return self.o(attention(apply_rotary(q, *rope), apply_rotary(k, *rope), v))
+        return self.o(attention(apply_rotary(q, rope), apply_rotary(k, rope), v))
 
 
 class CrossAttention(SelfAttention):
@@ -137,8 +135,17 @@ class CrossAttention(SelfAttention):
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """x [B, F, N, D] (tokens grouped by latent frame) with shift/scale [B, F or 1, 1, D], in fp32."""
-    return x.float() * (1 + scale) + shift
+    """x [B, F, N, D] (tokens grouped by latent frame) with shift/scale [B, F or 1, 1, D], in fp32.
+
+    One fused addcmul: a single token-sized temporary instead of two.
+    """
+    return torch.addcmul(shift, x.float(), 1 + scale)
+
+
+def gated_residual(x: Tensor, y: Tensor, gate: Tensor, by_frame: tuple[int, ...]) -> Tensor:
+    """x + y * gate per latent frame, summed in fp32 and returned in x's dtype."""
+    out = torch.addcmul(x.float().view(by_frame), y.float().view(by_frame), gate)
+    return out.view(x.shape).to(x.dtype)
 
 
 class DiTBlock(nn.Module):
@@ -158,7 +165,7 @@ class DiTBlock(nn.Module):
             return self.ffn(x)
         return torch.cat([self.ffn(part) for part in x.split(FFN_CHUNK_TOKENS, dim=1)], dim=1)
 
-    def forward(self, x: Tensor, e: Tensor, context: Tensor, rope: tuple[Tensor, Tensor], frames: int) -> Tensor:
+    def forward(self, x: Tensor, e: Tensor, context: Tensor, rope: Tensor, frames: int) -> Tensor:
         """x [B, L, D]; e [B, F or 1, 6, D] float32 timestep projection; frames = latent frames F."""
         b, length, dim = x.shape
         mod = (self.modulation.float()[:, None] + e).unsqueeze(3)  # [B, F|1, 6, 1, D]
@@ -166,14 +173,12 @@ class DiTBlock(nn.Module):
         by_frame = (b, frames if e.shape[1] > 1 else 1, -1, dim)
 
         h = modulate(self.norm1(x).view(by_frame), shift_sa, scale_sa).view(b, length, dim)
-        y = self.self_attn(h.to(x.dtype), rope)
-        x = (x.float().view(by_frame) + y.float().view(by_frame) * gate_sa).view(b, length, dim).to(x.dtype)
+        x = gated_residual(x, self.self_attn(h.to(x.dtype), rope), gate_sa, by_frame)
 
         x = x + self.cross_attn(self.norm3(x), context)
 
         h = modulate(self.norm2(x).view(by_frame), shift_ff, scale_ff).view(b, length, dim)
-        y = self._ffn(h.to(x.dtype))
-        return (x.float().view(by_frame) + y.float().view(by_frame) * gate_ff).view(b, length, dim).to(x.dtype)
+        return gated_residual(x, self._ffn(h.to(x.dtype)), gate_ff, by_frame)
 
 
 class Head(nn.Module):
@@ -257,7 +262,7 @@ class WanDiT(nn.Module):
         context = self.text_embedding(context.to(self.dtype))
 
         e, e0 = self.embed_time(t.to(x.device))
-        rope = self.rope.cos_sin(grid, x.device)  # type: ignore[arg-type]
+        rope = self.rope.rotations(grid, x.device)  # type: ignore[arg-type]
         frames = grid[0]
         for block in self.blocks:
             tokens = block(tokens, e0, context, rope, frames)
