@@ -165,11 +165,21 @@ def load_text_encoder(
     device: str | torch.device = "cpu",
     tokenizer_path: str | os.PathLike | None = None,
 ) -> Any:
-    """Load a umT5 text encoder (ComfyUI/transformers or original Wan layout)."""
-    from ..text import load_umt5
+    """Load a text encoder: umT5 (ComfyUI/transformers or original Wan layout) or a project-format one."""
+    from ..config import TextEncoderConfig
+    from ..text import ByteTextEncoder, load_umt5
 
     path = Path(path)
-    _expect(path, "text_encoder", detect_file(path))
+    det = _expect(path, "text_encoder", detect_file(path))
+    cfg = None
+    if det.layout is Layout.PROJECT:
+        cfg = _project_config(read_metadata(path), "text_encoder", TextEncoderConfig)
+    if cfg is not None and cfg.kind == "bytes":
+        raw, _ = read_safetensors(path)
+        with torch.device("meta"):
+            encoder = ByteTextEncoder(cfg.d_model, cfg.max_length)
+        _assign_weights(encoder, _component_tensors(raw, "text_encoder", det), path, "byte-level text encoder")
+        return _finish(encoder, dtype, device)
     return load_umt5(path, tokenizer_path=tokenizer_path, dtype=dtype, device=device)
 
 

@@ -50,7 +50,8 @@ def detect(keys: Iterable[str], metadata: dict[str, str] | None = None) -> Detec
         return Detected("vae", Layout.WAN)
     if _has(keys, "decoder.mid_block.resnets.0.norm1.gamma"):
         return Detected("vae", Layout.DIFFUSERS)
-    if _has(keys, "shared.weight") or _has(keys, "encoder.embed_tokens.weight"):
+    t5_marker = "encoder.block.0.layer.0.SelfAttention.q.weight"  # prefixes vary (ComfyUI full checkpoints)
+    if _has(keys, "shared.weight") or any(k.endswith(t5_marker) for k in keys):
         return Detected("text_encoder", Layout.HF)
     if _has(keys, "token_embedding.weight", "norm.weight"):
         return Detected("text_encoder", Layout.WAN)
