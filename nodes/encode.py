@@ -1,0 +1,74 @@
+"""Prompt -> CONDITIONING, and the empty video latent."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import torch
+from comfy_api.latest import io
+
+from sora_core.pipeline import check_video_size
+
+from .devices import ManagedModule
+from .types import CATEGORY, SoraTextEncoder
+
+MAX_SIZE = 4096
+
+
+class SoraTextEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SoraTextEncode",
+            display_name="Sora Text Encode",
+            category=f"{CATEGORY}/conditioning",
+            description="Encodes a prompt for the Sora sampler (positive or negative).",
+            inputs=[
+                SoraTextEncoder.Input("text_encoder", tooltip="From a Sora checkpoint or text-encoder loader."),
+                io.String.Input("prompt", multiline=True, dynamic_prompts=True,
+                                tooltip="What the video shows (or, for the negative input, what to avoid)."),
+            ],
+            outputs=[io.Conditioning.Output(tooltip="The prompt's token embeddings, for SoraSampler.")],
+        )
+
+    @classmethod
+    def execute(cls, text_encoder: ManagedModule, prompt: str) -> io.NodeOutput:
+        encoder = text_encoder.load()
+        with torch.inference_mode():
+            emb = encoder.encode([prompt])
+        context = emb.context.to(mm.intermediate_device())
+        return io.NodeOutput([[context, {"sora_lengths": emb.lengths.cpu()}]])
+
+
+class SoraEmptyLatentVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SoraEmptyLatentVideo",
+            display_name="Sora Empty Latent Video",
+            category=f"{CATEGORY}/latent",
+            description="An empty 16-channel video latent (Wan 2.1 VAE shape: 4x fewer frames, 8x smaller).",
+            inputs=[
+                io.Int.Input("width", default=64, min=16, max=MAX_SIZE, step=16, tooltip="Pixels; a multiple of 16."),
+                io.Int.Input("height", default=64, min=16, max=MAX_SIZE, step=16, tooltip="Pixels; a multiple of 16."),
+                io.Int.Input("length", default=17, min=1, max=MAX_SIZE, step=4,
+                             tooltip="Frames; 4k+1 (1, 5, 9, ... 81). 1 makes a still image."),
+                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Videos generated at once."),
+            ],
+            outputs=[io.Latent.Output(tooltip="Feed it to SoraSampler's latent input.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, width: int, height: int, length: int) -> bool | str:
+        try:
+            check_video_size(length, width, height, frames_name="length")
+        except ValueError as exc:
+            return str(exc)
+        return True
+
+    @classmethod
+    def execute(cls, width: int, height: int, length: int, batch_size: int) -> io.NodeOutput:
+        shape = (batch_size, 16, (length - 1) // 4 + 1, height // 8, width // 8)
+        return io.NodeOutput({"samples": torch.zeros(shape, device=mm.intermediate_device())})
+
+
+ENCODE_NODES = [SoraTextEncode, SoraEmptyLatentVideo]

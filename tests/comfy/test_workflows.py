@@ -1,0 +1,212 @@
+"""The node pack inside a real ComfyUI server, driven only over HTTP and the websocket."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import threading
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.comfy.client import PromptRejected
+from tests.weights import write_tiny_wan_files
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / "workflows"
+API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
+NODE_IDS = [
+    "SoraCheckpointLoader", "SoraModelLoader", "SoraTextEncoderLoader", "SoraVAELoader", "SoraTextEncode",
+    "SoraEmptyLatentVideo", "SoraSampler", "SoraVAEDecode", "SoraVAEEncode",
+]
+# The Wan 2.1 workflow asks for 832x480, 81 frames, 30 steps; on the tiny random test weights a smaller run
+# exercises exactly the same graph (sizes are checked against what was asked).
+SMALL_RUN = {"SoraEmptyLatentVideo": {"width": 64, "height": 48, "length": 9}, "SoraSampler": {"steps": 2}}
+
+
+@pytest.fixture(scope="module")
+def server(comfy_server):
+    write_tiny_wan_files(comfy_server.models_dir)
+    return comfy_server
+
+
+def load_api(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def node_of(graph: dict, class_type: str) -> tuple[str, dict]:
+    return next((k, v) for k, v in graph.items() if v["class_type"] == class_type)
+
+
+def video_outputs(entry: dict, server) -> list[Path]:
+    paths = []
+    for output in entry["outputs"].values():
+        for item in output.get("images", []) + output.get("videos", []):
+            paths.append(server.output_dir / item.get("subfolder", "") / item["filename"])
+    return [p for p in paths if p.suffix in (".mp4", ".webm", ".webp", ".png")]
+
+
+def test_object_info_lists_every_node_with_tooltips(server):
+    info = server.client.object_info()
+    for node_id in NODE_IDS:
+        assert node_id in info, f"{node_id} missing from /object_info"
+        node = info[node_id]
+        assert node["category"].startswith("Sora"), node["category"]
+        inputs = {**node["input"].get("required", {}), **node["input"].get("optional", {})}
+        assert inputs, node_id
+        for name, (_, options) in inputs.items():
+            assert options.get("tooltip"), f"{node_id}.{name} has no tooltip"
+        assert node["description"]
+
+
+def test_workflows_show_in_the_template_browser(server):
+    templates = server.client.get_json("/workflow_templates")
+    assert sorted(templates[server.pack_name]) == sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", API_WORKFLOWS, ids=lambda p: p.stem)
+def test_api_workflow_runs_and_writes_the_video_asked_for(server, path):
+    graph = load_api(path)
+    if "wan21" in path.stem:
+        for class_type, values in SMALL_RUN.items():
+            node_of(graph, class_type)[1]["inputs"].update(values)
+    entry = server.client.run(graph, timeout=300)
+    assert entry["status"]["status_str"] == "success"
+    latent = node_of(graph, "SoraEmptyLatentVideo")[1]["inputs"]
+    files = video_outputs(entry, server)
+    assert files, entry["outputs"]
+    with av.open(str(files[0])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == latent["length"]
+    assert frames[0].shape == (latent["height"], latent["width"], 3)
+    progress = [m for m in entry["ws_messages"] if m["type"] == "progress"]
+    sampler_id = node_of(graph, "SoraSampler")[0]
+    steps = node_of(graph, "SoraSampler")[1]["inputs"]["steps"]
+    assert [m["data"]["value"] for m in progress if m["data"]["node"] == sampler_id] == list(range(1, steps + 1))
+
+
+def ui_to_api(ui: dict, object_info: dict) -> dict:
+    """Convert a UI-format workflow to the API format the way the frontend does, from /object_info."""
+    links = {link[0]: link for link in ui["links"]}
+    api = {}
+    for node in ui["nodes"]:
+        info = object_info[node["type"]]
+        order = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        linked = {i["name"]: links[i["link"]] for i in node.get("inputs", []) if i.get("link") is not None}
+        values = list(node.get("widgets_values", []))
+        inputs: dict = {}
+        for name in order:
+            typ, options = specs[name]
+            if name in linked:
+                link = linked[name]
+                inputs[name] = [str(link[1]), link[2]]
+                continue
+            is_widget = typ in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO") or isinstance(typ, list)
+            if not is_widget:
+                continue
+            inputs[name] = values.pop(0)
+            if options.get("control_after_generate"):
+                values.pop(0)  # the UI-only "fixed/increment/randomize" value
+        entry = {"class_type": node["type"], "inputs": inputs}
+        if node.get("title"):
+            entry["_meta"] = {"title": node["title"]}
+        api[str(node["id"])] = entry
+    return api
+
+
+@pytest.mark.parametrize("path", API_WORKFLOWS, ids=lambda p: p.stem)
+def test_ui_workflow_is_the_same_graph_as_its_api_twin(server, path):
+    ui = json.loads((WORKFLOWS / path.name).read_text())
+    assert ui_to_api(ui, server.client.object_info()) == load_api(path)
+
+
+def bundled_graph(**sampler_inputs) -> dict:
+    graph = load_api(WORKFLOWS / "api" / "sora_text_to_video.json")
+    node_of(graph, "SoraSampler")[1]["inputs"].update(sampler_inputs)
+    return graph
+
+
+def test_interrupt_stops_sampling_within_two_steps_and_server_goes_on(server):
+    client = server.client
+    graph = bundled_graph(steps=400, seed=5)
+    sampler_id = node_of(graph, "SoraSampler")[0]
+    seen: dict = {}
+
+    def on_message(msg: dict) -> None:
+        data = msg["data"]
+        if msg["type"] == "progress" and data.get("node") == sampler_id:
+            seen["last"] = data["value"]
+            if data["value"] >= 3 and "sent_at" not in seen:
+                seen["sent_at"] = data["value"]
+                threading.Thread(target=client.interrupt).start()
+
+    entry = client.wait(client.queue_prompt(graph), timeout=300, on_message=on_message)
+    types = [m["type"] for m in entry["ws_messages"]]
+    assert "execution_interrupted" in types, types
+    assert seen["last"] - seen["sent_at"] <= 2, seen
+    assert client.run(bundled_graph(steps=2, seed=6), timeout=120)["status"]["status_str"] == "success"
+
+
+def rejected(server, graph: dict) -> dict:
+    with pytest.raises(PromptRejected) as info:
+        server.client.queue_prompt(graph)
+    assert info.value.status == 400
+    return info.value.node_errors
+
+
+def test_bad_workflows_get_400_naming_the_input_and_server_goes_on(server):
+    base = bundled_graph(steps=2)
+    latent_id, _ = node_of(base, "SoraEmptyLatentVideo")
+    sampler_id, _ = node_of(base, "SoraSampler")
+    decode_id, _ = node_of(base, "SoraVAEDecode")
+
+    wrong_type = copy.deepcopy(base)
+    wrong_type[decode_id]["inputs"]["vae"] = [latent_id, 0]  # a LATENT wired into a SORA_VAE input
+    errors = rejected(server, wrong_type)
+    assert any(e["extra_info"].get("input_name") == "vae" for e in errors[decode_id]["errors"]), errors
+
+    out_of_range = copy.deepcopy(base)
+    out_of_range[sampler_id]["inputs"]["steps"] = 0
+    errors = rejected(server, out_of_range)
+    assert errors[sampler_id]["errors"][0]["type"] == "value_smaller_than_min"
+    assert errors[sampler_id]["errors"][0]["extra_info"]["input_name"] == "steps"
+
+    not_4k1 = copy.deepcopy(base)
+    not_4k1[latent_id]["inputs"]["length"] = 16
+    errors = rejected(server, not_4k1)
+    assert {e["extra_info"]["input_name"] for e in errors[latent_id]["errors"]} == {"width", "height", "length"}
+    assert all("length=16 is not 4k+1; use 13 or 17" in e["details"] for e in errors[latent_id]["errors"])
+
+    missing_file = load_api(WORKFLOWS / "api" / "sora_wan21_text_to_video.json")
+    loader_id, _ = node_of(missing_file, "SoraModelLoader")
+    missing_file[loader_id]["inputs"]["model_name"] = "no_such_model.safetensors"
+    errors = rejected(server, missing_file)
+    error = errors[loader_id]["errors"][0]
+    assert error["type"] == "custom_validation_failed"
+    assert "no_such_model.safetensors is not in ComfyUI's models/diffusion_models folder" in error["details"]
+
+    assert server.client.run(bundled_graph(steps=2, seed=9), timeout=120)["status"]["status_str"] == "success"
+
+
+def test_runtime_error_says_what_to_fix_and_server_goes_on(server):
+    """A latent with the wrong channel count passes validation (types match) and fails at run time."""
+    graph = load_api(WORKFLOWS / "api" / "sora_text_to_video.json")
+    latent_id, _ = node_of(graph, "SoraEmptyLatentVideo")
+    graph[latent_id] = {"class_type": "EmptyLTXVLatentVideo",
+                        "inputs": {"width": 64, "height": 64, "length": 9, "batch_size": 1}}  # 128 channels
+    entry = server.client.wait(server.client.queue_prompt(graph), timeout=120)
+    error = next(m["data"] for m in entry["ws_messages"] if m["type"] == "execution_error")
+    assert error["node_type"] == "SoraSampler"
+    assert "use SoraEmptyLatentVideo" in error["exception_message"]
+    assert server.client.run(bundled_graph(steps=2, seed=3), timeout=120)["status"]["status_str"] == "success"
+
+
+def test_view_serves_the_video(server):
+    entry = server.client.run(bundled_graph(steps=2, seed=4), timeout=120)
+    item = next(i for out in entry["outputs"].values() for i in out.get("images", []))
+    data = server.client.view(item["filename"], item.get("subfolder", ""), item.get("type", "output"))
+    with av.open(io.BytesIO(data)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 17
