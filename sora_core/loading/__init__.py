@@ -174,6 +174,10 @@ def load_text_encoder(
     cfg = None
     if det.layout is Layout.PROJECT:
         cfg = _project_config(read_metadata(path), "text_encoder", TextEncoderConfig)
+    if cfg is not None and cfg.kind == "minilm":
+        from ..text_minilm import MiniLMTextEncoder
+
+        return _finish(MiniLMTextEncoder(cfg), dtype, device)
     if cfg is not None and cfg.kind == "bytes":
         raw, _ = read_safetensors(path)
         with torch.device("meta"):
@@ -195,7 +199,8 @@ def save_project_file(
     for name, module in components.items():
         if name not in ("dit", "vae", "text_encoder"):
             raise ValueError(f"unknown component {name!r}; use dit, vae or text_encoder")
-        for key, value in module.state_dict().items():
+        external = getattr(module, "weights_external", False)  # e.g. MiniLM: weights come from its package
+        for key, value in ({} if external else module.state_dict()).items():
             tensors[f"{name}.{key}"] = value.detach().cpu()
         cfg = getattr(module, "config", None)
         if cfg is not None and hasattr(cfg, "__dataclass_fields__"):

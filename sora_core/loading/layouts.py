@@ -40,7 +40,8 @@ def detect(keys: Iterable[str], metadata: dict[str, str] | None = None) -> Detec
     keys = set(keys)
     metadata = metadata or {}
     if metadata.get("format") == PROJECT_FORMAT:
-        parts = [c for c in COMPONENTS if any(k.startswith(c + ".") for k in keys)]
+        # A component is there when it has tensors or a config (MiniLM's weights live in its package).
+        parts = [c for c in COMPONENTS if any(k.startswith(c + ".") for k in keys) or f"{c}_config" in metadata]
         return Detected(parts[0] if len(parts) == 1 else "bundle", Layout.PROJECT)
     if dit_keys.looks_like_wan_dit(keys) or dit_keys.wan_prefix(keys):
         return Detected("dit", Layout.WAN, dit_keys.wan_prefix(keys))

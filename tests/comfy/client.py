@@ -71,6 +71,7 @@ class ComfyClient:
         # Messages for prompts other than the one being waited for, kept until their wait() comes.
         self._pending: dict[str, list[dict]] = {}
         self.binary_frames = 0  # preview images received on the websocket
+        self.last_binary_frame: bytes = b""  # ComfyUI's framing: event type, image type (big-endian u32), image
 
     # --- HTTP -------------------------------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> tuple[int, bytes]:
@@ -174,6 +175,7 @@ class ComfyClient:
                 continue
             if isinstance(frame, bytes):  # preview image
                 self.binary_frames += 1
+                self.last_binary_frame = frame
                 continue
             msg = json.loads(frame)
             data = msg.get("data") or {}

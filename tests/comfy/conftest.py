@@ -157,6 +157,7 @@ def comfy_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         "--temp-directory", str(tmp), "--user-directory", str(dirs["user"]),
         "--database-url", f"sqlite:///{dirs['user'] / 'comfyui.db'}",  # default is inside DEST/ComfyUI/user
         "--disable-api-nodes",  # the paid cloud nodes: useless offline, and 120 fewer classes to load
+        "--preview-method", "latent2rgb",  # what the page's "Live preview" setting asks for; tests check previews
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")

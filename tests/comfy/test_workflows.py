@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import io
 import json
+import struct
 import threading
 from pathlib import Path
 
 import av
 import pytest
+from PIL import Image
 
 from tests.comfy.client import PromptRejected
 from tests.weights import write_tiny_wan_files
@@ -72,6 +74,7 @@ def test_api_workflow_runs_and_writes_the_video_asked_for(server, path):
     if "wan21" in path.stem:
         for class_type, values in SMALL_RUN.items():
             node_of(graph, class_type)[1]["inputs"].update(values)
+    previews_before = server.client.binary_frames
     entry = server.client.run(graph, timeout=300)
     assert entry["status"]["status_str"] == "success"
     latent = node_of(graph, "SoraEmptyLatentVideo")[1]["inputs"]
@@ -85,6 +88,13 @@ def test_api_workflow_runs_and_writes_the_video_asked_for(server, path):
     sampler_id = node_of(graph, "SoraSampler")[0]
     steps = node_of(graph, "SoraSampler")[1]["inputs"]["steps"]
     assert [m["data"]["value"] for m in progress if m["data"]["node"] == sampler_id] == list(range(1, steps + 1))
+    # A latent preview per step, as binary websocket frames: event 1 (PREVIEW_IMAGE), image type, then a JPEG.
+    assert server.client.binary_frames - previews_before == steps
+    frame = server.client.last_binary_frame
+    assert struct.unpack(">I", frame[:4])[0] == 1
+    with Image.open(io.BytesIO(frame[8:])) as preview:
+        assert preview.format == "JPEG"
+        assert preview.size == (latent["width"] // 8, latent["height"] // 8)
 
 
 def ui_to_api(ui: dict, object_info: dict) -> dict:
@@ -210,3 +220,26 @@ def test_view_serves_the_video(server):
     data = server.client.view(item["filename"], item.get("subfolder", ""), item.get("type", "output"))
     with av.open(io.BytesIO(data)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 17
+
+
+def test_readme_script_queues_a_workflow_and_prints_its_video(server):
+    """scripts/queue_workflow.py, as the README shows it: a script that posts a workflow and gets the file."""
+    import subprocess
+    import sys
+
+    workflow = WORKFLOWS / "api" / "sora_text_to_video.json"
+    cmd = [
+        sys.executable, str(ROOT / "scripts" / "queue_workflow.py"), str(workflow),
+        "--server", server.base_url, "--set", "5.seed=11", "--set", "4.length=5",
+    ]  # fmt: skip
+    graph = load_api(workflow)
+    assert graph["5"]["class_type"] == "SoraSampler" and graph["4"]["class_type"] == "SoraEmptyLatentVideo"
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    relative, url = proc.stdout.strip().splitlines()[0].split("\t")
+    with av.open(str(server.output_dir / relative)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 5
+    assert url.startswith(server.base_url + "/view?")
+    # A bad override is refused by the server with the input named, and the script exits non-zero.
+    bad = subprocess.run([*cmd[:-2], "--set", "4.length=6"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "length" in bad.stderr + bad.stdout
