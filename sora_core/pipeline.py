@@ -16,9 +16,11 @@ import torch
 from torch import Tensor
 
 from . import sampling
+from .conditioning import TemporalCondition, conditioned_velocity
 from .config import DiTConfig, VAEConfig
 from .dit import WanDiT
 from .errors import InputError, WeightsError
+from .prompts import prepare_prompt
 from .text import TextEncoder
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -102,21 +104,9 @@ def latent_shape(models: SoraModels, frames: int, width: int, height: int, batch
 
 
 def velocity_model(dit: WanDiT, context: Tensor, negative: Tensor | None, cfg: float) -> Callable:
-    """The denoiser the samplers call: DiT velocity with classifier-free guidance.
-
-    Positive and negative prompts run as one batch of 2B, which costs one DiT call per step.
-    """
-
-    def model(x: Tensor, sigma: Tensor) -> Tensor:
-        t = (sigma * 1000).reshape(-1).expand(x.shape[0]).to(x.device)
-        xd = x.to(dit.dtype)
-        if negative is None or cfg == 1.0:
-            return dit(xd, t, context).float()
-        both = dit(torch.cat([xd, xd]), torch.cat([t, t]), torch.cat([context, negative])).float()
-        cond, uncond = both.chunk(2)
-        return uncond + cfg * (cond - uncond)
-
-    return model
+    """The text-to-video denoiser the samplers call: DiT velocity with classifier-free guidance
+    (positive and negative prompts as one batch of 2B, one DiT call per step)."""
+    return conditioned_velocity(dit, context, negative, cfg, None)
 
 
 def sample_latent(
@@ -132,8 +122,13 @@ def sample_latent(
     sampler: str,
     callback: Callable[[sampling.StepInfo], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    condition: TemporalCondition | None = None,
 ) -> Tensor:
-    """Sample a normalised latent of ``shape`` from seeded noise; float32, on the DiT's device."""
+    """Sample a normalised latent of ``shape`` from seeded noise; float32, on the DiT's device.
+
+    ``condition`` gives known latent frames (image-to-video, extension, loops ...); they come back
+    exactly and the rest is generated around them.
+    """
     if steps < 1:
         raise InputError(f"steps={steps}; use at least 1")
     if shift <= 0:
@@ -145,8 +140,8 @@ def sample_latent(
     sigmas = sampling.flow_sigmas(steps, shift, device=device)
     noise = sampling.seeded_noise(shape, seed, device=device, dtype=torch.float32)
     # Start from the noise itself, as Wan and diffusers do (sigmas[0] is 1 - 1e-6, not 1).
-    return sample(velocity_model(dit, context, negative, cfg), noise, sigmas, callback=callback,
-                  cancel=cancel)
+    denoiser = conditioned_velocity(dit, context, negative, cfg, condition)
+    return sample(denoiser, noise, sigmas, callback=callback, cancel=cancel)
 
 
 @torch.inference_mode()
@@ -166,10 +161,13 @@ def generate(
     batch: int = 1,
     callback: Callable[[sampling.StepInfo], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    expand_prompt: bool = True,
 ) -> Generation:
     """Generate one clip (or ``batch`` clips with seeds seed..seed+batch-1) from a prompt.
 
-    Arguments left as None take the model's defaults (``models.defaults``).
+    Arguments left as None take the model's defaults (``models.defaults``). ``expand_prompt``: rewrite
+    a short prompt into the detailed caption style of the model's training data, for models that
+    ask for it (the default model does; see :mod:`sora_core.prompts`).
     """
     models = models or load_models("default")
     d = models.defaults
@@ -186,13 +184,15 @@ def generate(
     sampling.get_sampler(sampler)  # fail on a bad name before any work
     shape = latent_shape(models, frames, width, height, batch)
 
-    context = models.text_encoder.encode([prompt] * batch).context
+    encoded_prompt = prepare_prompt(models.text_encoder, prompt, expand_prompt)
+    context = models.text_encoder.encode([encoded_prompt] * batch).context
     negative = models.text_encoder.encode([negative_prompt] * batch).context if cfg != 1.0 else None
     x = sample_latent(models.dit, context, negative, shape, seed=seed, steps=steps, cfg=cfg, shift=shift,
                       sampler=sampler, callback=callback, cancel=cancel)
     video = models.vae.decode(x.to(dtype=next(models.vae.parameters()).dtype))
     settings = dict(
-        prompt=prompt, negative_prompt=negative_prompt, frames=frames, width=width, height=height, steps=steps,
+        prompt=prompt, encoded_prompt=encoded_prompt, negative_prompt=negative_prompt, frames=frames,
+        width=width, height=height, steps=steps,
         cfg=cfg, shift=shift, sampler=sampler, seed=seed, model=models.name, fps=d.fps,
         dtype=str(models.dit.dtype).removeprefix("torch."),
     )
@@ -252,7 +252,7 @@ def load_models(
     - a DiT file in any supported layout (e.g. ComfyUI's wan2.1_t2v_1.3B_fp16.safetensors) together
       with ``vae`` and ``text_encoder`` files.
     """
-    from .loading import detect_file, load_dit, load_text_encoder, load_vae
+    from .loading import detect_file, load_dit, load_text_encoder, load_vae, read_metadata
 
     if str(model) == "default":
         if not DEFAULT_CHECKPOINT.exists():
@@ -264,6 +264,8 @@ def load_models(
         dit = load_dit(path, dtype=dtype, device=device)
         vae_model = load_vae(vae or path, dtype=dtype, device=device)
         text = load_text_encoder(text_encoder or path, dtype=dtype, device=device)
+        if text_encoder is None:  # the bundle's own encoder: it reads the prompts the bundle was trained on
+            text.prompt_style = read_metadata(path).get("prompt_style")
         return SoraModels(dit, vae_model, text, name=path.stem, defaults=_bundle_defaults(path))
     if vae is None or text_encoder is None:
         raise WeightsError(
