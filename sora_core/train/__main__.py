@@ -1,0 +1,84 @@
+"""python -m sora_core.train: train the default model on the synthetic world and export it.
+
+    python -m sora_core.train --run runs/default --vae-steps 600 --dit-steps 3000 \
+        --out sora_core/assets/default.safetensors
+
+Stages run in order and resume from the run folder: a finished stage is skipped, an interrupted one
+continues from its last saved step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sora_core.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/default"), help="folder for states and logs")
+    parser.add_argument("--vae-steps", type=int, default=600)
+    parser.add_argument("--vae-batch", type=int, default=8)
+    parser.add_argument("--dit-steps", type=int, default=3000)
+    parser.add_argument("--dit-batch", type=int, default=16)
+    parser.add_argument("--pool", type=int, default=1500, help="encoded training clips per size/length bucket")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--out", type=Path, default=None, help="write the project checkpoint here at the end")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="start fresh stages from this project checkpoint's weights (e.g. to train the shipped "
+                        "default model further)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # fresh small weights produce denormals that slow CPU kernels badly
+
+    from ..text_minilm import MiniLMTextEncoder
+    from .dit_stage import build_pool, load_pool, save_pool, train_dit
+    from .export import export_default, with_latent_stats
+    from .vae_stage import latent_stats, train_vae
+
+    args.run.mkdir(parents=True, exist_ok=True)
+    init_vae = init_dit = None
+    if args.init_from:
+        from ..loading import load_dit, load_vae
+
+        init_vae = load_vae(args.init_from).state_dict()
+        init_dit = load_dit(args.init_from).state_dict()
+    t0 = time.perf_counter()
+    vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, seed=args.seed, init=init_vae)
+    t_vae = time.perf_counter() - t0
+    stats_path = args.run / "latent_stats.json"
+    if stats_path.exists():
+        mean, std = json.loads(stats_path.read_text())
+    else:
+        mean, std = latent_stats(vae, args.seed)
+        stats_path.write_text(json.dumps([mean, std]))
+    vae = with_latent_stats(vae, mean, std).requires_grad_(False)
+    pool_path = args.run / "latent_pool.safetensors"
+    if pool_path.exists():
+        pool = load_pool(pool_path)
+    else:
+        pool = build_pool(vae, args.seed, args.pool)
+        save_pool(pool, pool_path)
+    t_pool = time.perf_counter() - t0 - t_vae
+    text = MiniLMTextEncoder()
+    _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, seed=args.seed,
+                       init=init_dit)
+    t_dit = time.perf_counter() - t0 - t_vae - t_pool
+    timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
+              "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
+              "threads": torch.get_num_threads(), "seed": args.seed}
+    print(json.dumps(timing))
+    if args.out:
+        export_default(args.out, ema, vae, text, timing)
+        print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

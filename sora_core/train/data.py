@@ -1,0 +1,49 @@
+"""Batches of rendered clips from the synthetic world, drawn from size/length buckets.
+
+The batch of step ``n`` is a pure function of (seed, n): resuming a run replays the same data.
+One batch holds one bucket (all clips the same size and length), as variable-size training does.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..world.render import render, to_model_range
+from ..world.scene import Scene, sample_scene
+
+# (width, height, frames): the sizes and lengths the default model is trained on.
+DIT_BUCKETS: tuple[tuple[int, int, int], ...] = (
+    (64, 64, 17), (64, 64, 17), (64, 64, 9), (64, 64, 33), (96, 64, 17), (64, 96, 17),
+)
+VAE_BUCKETS: tuple[tuple[int, int, int], ...] = ((64, 64, 1), (64, 64, 5), (64, 64, 9), (96, 64, 5), (64, 96, 5))
+
+
+@dataclass
+class ClipBatch:
+    video: Tensor  # [B, 3, T, H, W] in [-1, 1]
+    scenes: list[Scene]
+    captions: list[str]
+
+
+def step_rng(seed: int, step: int, salt: int = 0) -> random.Random:
+    return random.Random(seed * 1_000_003 + step * 7919 + salt)
+
+
+def clip_batch(seed: int, step: int, batch: int, buckets: Sequence[tuple[int, int, int]],
+               captions: bool = True) -> ClipBatch:
+    """Training clips (split "train": held-out attribute triples never appear) with detailed captions."""
+    rng = step_rng(seed, step)
+    width, height, frames = rng.choice(buckets)
+    scenes = [sample_scene(rng, split="train", width=width, height=height, frames=frames) for _ in range(batch)]
+    video = torch.stack([to_model_range(render(s)) for s in scenes])
+    texts: list[str] = []
+    if captions:
+        from ..world.caption import detailed_caption
+
+        texts = [detailed_caption(s, rng) for s in scenes]
+    return ClipBatch(video=video, scenes=scenes, captions=texts)

@@ -1,0 +1,194 @@
+"""Stage 2: train the DiT with flow matching on VAE latents of captioned clips.
+
+- Data: a pool of training clips from every size/length bucket, encoded once by the frozen VAE
+  (encoding on the fly would cost more than the DiT step on a CPU); each step takes one bucket.
+- Text: frozen MiniLM token states of the detailed captions; 10% of captions are dropped to the
+  empty prompt so classifier-free guidance works.
+- Noise level: sigma from a logit-normal shifted like the sampling schedule (shift 3): mid and high
+  noise, where layout and motion are decided, get most of the steps.
+- Conditioning frames: in half of the samples some latent frames (first, last, both, or a random
+  span) are given clean with timestep 0 and left out of the loss; the model thereby learns the
+  per-frame conditioning the temporal operations (image-to-video, extend, loop) use.
+- An exponential moving average of the weights is what gets exported.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import DiTConfig
+from ..dit import WanDiT
+from ..vae import WanVAE
+from .data import DIT_BUCKETS, clip_batch, step_rng
+from .state import load_state, save_state
+
+DEFAULT_DIT = DiTConfig(dim=256, ffn_dim=1024, num_heads=4, num_layers=6, text_dim=384, text_len=80, freq_dim=128)
+TRAIN_SHIFT = 3.0
+CAPTION_DROP = 0.1
+
+
+@dataclass
+class LatentPool:
+    """Encoded training clips grouped by bucket: latents [N, C, T, h, w] and their captions."""
+
+    latents: dict[tuple[int, int, int], Tensor]
+    captions: dict[tuple[int, int, int], list[str]]
+
+
+@torch.no_grad()
+def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16) -> LatentPool:
+    latents: dict = {}
+    captions: dict = {}
+    for b, bucket in enumerate(dict.fromkeys(DIT_BUCKETS)):
+        chunks, texts = [], []
+        for i in range(math.ceil(clips_per_bucket / batch)):
+            clips = clip_batch(seed + 1000 * (b + 1), i, batch, [bucket])
+            chunks.append(vae.encode(clips.video))
+            texts += clips.captions
+        latents[bucket] = torch.cat(chunks)[:clips_per_bucket]
+        captions[bucket] = texts[:clips_per_bucket]
+        print(f"pool: {bucket} {tuple(latents[bucket].shape)}", flush=True)
+    return LatentPool(latents, captions)
+
+
+def save_pool(pool: LatentPool, path: Path) -> None:
+    import json
+
+    from ..loading import write_safetensors
+
+    tensors = {"x".join(map(str, k)): v.contiguous() for k, v in pool.latents.items()}
+    meta = {"captions": json.dumps({"x".join(map(str, k)): v for k, v in pool.captions.items()})}
+    write_safetensors(path, tensors, meta)
+
+
+def load_pool(path: Path) -> LatentPool:
+    import json
+
+    from ..loading import read_safetensors
+
+    tensors, meta = read_safetensors(path)
+    caps = json.loads(meta["captions"])
+
+    def key(name: str) -> tuple[int, int, int]:
+        return tuple(int(v) for v in name.split("x"))  # type: ignore[return-value]
+
+    return LatentPool({key(k): v for k, v in tensors.items()}, {key(k): v for k, v in caps.items()})
+
+
+def sample_sigmas(gen: torch.Generator, n: int) -> Tensor:
+    u = torch.sigmoid(torch.randn(n, generator=gen))
+    return TRAIN_SHIFT * u / (1 + (TRAIN_SHIFT - 1) * u)
+
+
+def condition_mask(rng, frames: int) -> Tensor:
+    """Which latent frames are given clean (True): none, first, last, first+last, or a random span."""
+    mask = torch.zeros(frames, dtype=torch.bool)
+    kind = rng.random()
+    if kind < 0.5 or frames < 2:
+        return mask
+    if kind < 0.7:
+        mask[0] = True
+    elif kind < 0.8:
+        mask[-1] = True
+    elif kind < 0.9:
+        mask[0] = mask[-1] = True
+    else:
+        start = rng.randrange(frames - 1)
+        mask[start:start + rng.randint(1, max(1, frames // 2))] = True
+    return mask
+
+
+def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Tensor, known: Tensor) -> Tensor:
+    """Velocity loss on the frames not given clean. x0, noise [B, C, T, h, w]; sigma [B]; known [B, T]."""
+    s = sigma.view(-1, 1, 1, 1, 1)
+    xt = (1 - s) * x0 + s * noise
+    keep = known.view(known.shape[0], 1, known.shape[1], 1, 1)
+    xt = torch.where(keep, x0, xt)
+    t = torch.where(known, 0.0, sigma[:, None] * 1000)
+    pred = dit(xt, t, context)
+    err = F.mse_loss(pred, noise - x0, reduction="none").mean(dim=(1, 3, 4))  # [B, T]
+    weight = (~known).float()
+    return (err * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class CaptionCache:
+    """MiniLM states per caption string (the encoder is frozen, captions repeat)."""
+
+    def __init__(self, encoder) -> None:
+        self.encoder = encoder
+        self.cache: dict[str, Tensor] = {}
+
+    def __call__(self, captions: list[str]) -> Tensor:
+        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
+        if missing:
+            states = self.encoder.encode(missing).context
+            self.cache.update(zip(missing, states, strict=True))
+        if len(self.cache) > 50_000:
+            self.cache.clear()
+        return torch.stack([self.cache[c] for c in captions])
+
+
+def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: int = 16, lr: float = 4e-4,
+              seed: int = 0, log_every: int = 10, save_every: int = 100, config: DiTConfig = DEFAULT_DIT,
+              init: dict[str, Tensor] | None = None) -> tuple[WanDiT, WanDiT]:
+    """Train (or resume) the DiT in ``run``; returns (model, EMA model). ``init`` seeds a fresh run."""
+    state_path, ema_path = run / "dit_state.safetensors", run / "dit_ema.safetensors"
+    torch.manual_seed(seed)
+    dit = WanDiT(config)
+    if init is not None:
+        dit.load_state_dict(init)
+    opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    ema = copy.deepcopy(dit).requires_grad_(False)
+    start = 0
+    if state_path.exists():
+        start, _ = load_state(state_path, dit, opt)
+        load_state(ema_path, ema, None)
+        print(f"dit: resuming at step {start}")
+    captions = CaptionCache(text_encoder)
+    empty = captions([""])[0]
+    buckets = list(pool.latents)
+    weights = [DIT_BUCKETS.count(b) for b in buckets]
+    dit.train()
+    log = open(run / "dit_log.tsv", "a")
+    t0 = time.perf_counter()
+    for step in range(start, steps):
+        rng = step_rng(seed, step, salt=1)
+        gen = torch.Generator().manual_seed(seed * 31 + step)
+        warm = min(1.0, (step + 1) / 100)
+        for group in opt.param_groups:
+            group["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        bucket = rng.choices(buckets, weights)[0]
+        idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
+        x0 = pool.latents[bucket][idx]
+        texts = [pool.captions[bucket][i] for i in idx]
+        context = captions(texts)
+        drop = torch.tensor([rng.random() < CAPTION_DROP for _ in idx])
+        context = torch.where(drop.view(-1, 1, 1), empty.expand_as(context), context)
+        known = torch.stack([condition_mask(rng, x0.shape[2]) for _ in idx])
+        loss = flow_loss(dit, x0, context, sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen), known)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
+        opt.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), dit.parameters(), strict=True):
+                pe.lerp_(p, 1 - decay)
+        if (step + 1) % log_every == 0:
+            line = f"{step + 1}\t{time.perf_counter() - t0:.0f}\t{loss.item():.5f}\t{bucket}"
+            print("dit", line, flush=True)
+            log.write(line + "\n")
+            log.flush()
+        if (step + 1) % save_every == 0 or step + 1 == steps:
+            save_state(state_path, dit, opt, step + 1, {})
+            save_state(ema_path, ema, torch.optim.SGD(ema.parameters(), lr=0.0), step + 1, {})
+    log.close()
+    return dit.eval(), ema.eval()

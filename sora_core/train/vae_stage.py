@@ -1,0 +1,95 @@
+"""Stage 1: train the small causal video VAE on rendered clips.
+
+Loss: L1 + MSE on pixels, plus a small KL term that keeps the latent close to a unit Gaussian (so
+the DiT gets well-scaled latents). The encoder's log-variance half is trained as in a VAE; only the
+mean is used afterwards. The whole clip runs through the network at once: the causal convolutions
+make that identical to the chunked inference path.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import VAEConfig
+from ..vae import WanVAE
+from .data import VAE_BUCKETS, clip_batch
+from .state import load_state, save_state
+
+# Small Wan-VAE: same architecture and factors (8x space, 4x time, 16 channels), 1/8 of the width.
+DEFAULT_VAE = VAEConfig(base_dim=12, z_dim=16, dim_mult=(1, 2, 4, 4), num_res_blocks=1,
+                        latents_mean=(0.0,) * 16, latents_std=(1.0,) * 16)
+KL_WEIGHT = 1e-4
+
+
+def posterior(vae: WanVAE, video: Tensor) -> tuple[Tensor, Tensor]:
+    stats = vae.conv1(vae.encoder(video))
+    mu, logvar = stats.chunk(2, dim=1)
+    return mu, logvar.clamp(-30.0, 20.0)
+
+
+def reconstruct(vae: WanVAE, z: Tensor) -> Tensor:
+    return vae.decoder(vae.conv2(z))
+
+
+def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    mu, logvar = posterior(vae, video)
+    z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
+    out = reconstruct(vae, z)
+    l1, mse = F.l1_loss(out, video), F.mse_loss(out, video)
+    kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
+    loss = l1 + mse + KL_WEIGHT * kl
+    return loss, {"loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+
+
+def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: int = 0,
+              log_every: int = 10, save_every: int = 50, config: VAEConfig = DEFAULT_VAE,
+              init: dict[str, Tensor] | None = None) -> WanVAE:
+    """Train (or resume) the VAE in ``run``; ``init`` seeds the weights of a fresh run (fine-tuning)."""
+    run.mkdir(parents=True, exist_ok=True)
+    state_path = run / "vae_state.safetensors"
+    torch.manual_seed(seed)
+    vae = WanVAE(config)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    start = 0
+    if state_path.exists():
+        start, _ = load_state(state_path, vae, opt)
+        print(f"vae: resuming at step {start}")
+    elif init is not None:
+        vae.load_state_dict(init)
+    vae.train()
+    log = open(run / "vae_log.tsv", "a")
+    t0 = time.perf_counter()
+    for step in range(start, steps):
+        for group in opt.param_groups:  # short warm-up, then cosine to 10%
+            warm = min(1.0, (step + 1) / 50)
+            group["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(step / steps * 3.14159)).item()))
+        clips = clip_batch(seed, step, batch, VAE_BUCKETS, captions=False)
+        loss, parts = vae_loss(vae, clips.video, torch.Generator().manual_seed(seed * 7 + step))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % log_every == 0:
+            line = "\t".join([str(step + 1), f"{time.perf_counter() - t0:.0f}"] + [f"{parts[k]:.5f}" for k in parts])
+            print("vae", line, flush=True)
+            log.write(line + "\n")
+            log.flush()
+        if (step + 1) % save_every == 0 or step + 1 == steps:
+            save_state(state_path, vae, opt, step + 1, {"config": "DEFAULT_VAE"})
+    log.close()
+    return vae.eval()
+
+
+@torch.no_grad()
+def latent_stats(vae: WanVAE, seed: int, clips: int = 64) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of the raw posterior mean over training clips (DiT-bucket sizes)."""
+    from .data import DIT_BUCKETS
+
+    mus = [vae.encode_raw(clip_batch(seed + 99, i, 8, DIT_BUCKETS, captions=False).video) for i in range(clips // 8)]
+    flat = torch.cat([m.movedim(1, -1).reshape(-1, m.shape[1]) for m in mus])
+    return tuple(flat.mean(0).tolist()), tuple(flat.std(0).clamp_min(1e-3).tolist())

@@ -1,0 +1,99 @@
+"""The training code of the default model: resumable state, conditioning masks, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from sora_core.config import DiTConfig, VAEConfig
+from sora_core.dit import WanDiT
+from sora_core.train import dit_stage, vae_stage
+from sora_core.train.data import DIT_BUCKETS, clip_batch
+from sora_core.train.state import load_state, save_state
+
+TINY_VAE = VAEConfig(base_dim=4, z_dim=16, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
+                     latents_mean=(0.0,) * 16, latents_std=(1.0,) * 16)
+TINY_DIT = DiTConfig(dim=64, ffn_dim=128, num_heads=1, num_layers=1, text_dim=384, text_len=80, freq_dim=32)
+
+
+def test_batches_depend_only_on_seed_and_step() -> None:
+    a, b = clip_batch(3, 17, 2, DIT_BUCKETS), clip_batch(3, 17, 2, DIT_BUCKETS)
+    assert torch.equal(a.video, b.video) and a.captions == b.captions
+    c = clip_batch(3, 18, 2, DIT_BUCKETS)
+    assert not (c.video.shape == a.video.shape and torch.equal(c.video, a.video))
+    assert a.video.min() >= -1 and a.video.max() <= 1 and a.video.shape[:2] == (2, 3)
+
+
+def test_state_round_trip_resumes_the_optimizer(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+
+    def step(m, o):
+        o.zero_grad()
+        m(torch.ones(2, 4)).square().sum().backward()
+        o.step()
+
+    step(model, opt)
+    save_state(tmp_path / "s.safetensors", model, opt, 1, {"note": "x"})
+    step(model, opt)  # the uninterrupted run's second step
+    model2 = torch.nn.Linear(4, 3)
+    opt2 = torch.optim.AdamW(model2.parameters(), lr=0.1)
+    n, info = load_state(tmp_path / "s.safetensors", model2, opt2)
+    assert (n, info) == (1, {"note": "x"})
+    step(model2, opt2)
+    assert torch.allclose(model.weight, model2.weight, atol=1e-7)
+
+
+def test_condition_masks_cover_first_last_and_spans() -> None:
+    rng = random.Random(0)
+    masks = [dit_stage.condition_mask(rng, 5) for _ in range(400)]
+    assert any(not m.any() for m in masks)
+    assert any(m[0] and not m[1:].any() for m in masks)
+    assert any(m[-1] and not m[:-1].any() for m in masks)
+    assert any(m[0] and m[-1] and not m[1:-1].any() for m in masks)
+    assert all(not m.all() for m in masks)  # something is always left to generate
+
+
+def test_flow_loss_ignores_clean_frames() -> None:
+    torch.manual_seed(0)
+    dit = WanDiT(TINY_DIT)
+    x0, noise = torch.randn(2, 16, 3, 4, 4), torch.randn(2, 16, 3, 4, 4)
+    ctx = torch.randn(2, 80, 384)
+    sigma = torch.tensor([0.5, 0.9])
+    known = torch.tensor([[True, False, False], [False, False, True]])
+    base = dit_stage.flow_loss(dit, x0, ctx, sigma, noise, known)
+    # The clean frames' noise never matters: they are replaced by x0 and out of the loss...
+    noise2 = noise.clone()
+    noise2[0, :, 0] += 5
+    noise2[1, :, 2] -= 5
+    assert torch.allclose(dit_stage.flow_loss(dit, x0, ctx, sigma, noise2, known), base)
+    # ... but the noisy frames' noise does.
+    noise2[0, :, 1] += 5
+    assert not torch.allclose(dit_stage.flow_loss(dit, x0, ctx, sigma, noise2, known), base)
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run_resumes_and_exports_a_loadable_model(tmp_path, monkeypatch) -> None:
+    from sora_core.pipeline import generate, load_models
+    from sora_core.text_minilm import MiniLMTextEncoder
+    from sora_core.train.export import export_default, with_latent_stats
+
+    monkeypatch.setattr(dit_stage, "DIT_BUCKETS", ((64, 64, 9),))
+    run = tmp_path / "run"
+    vae = vae_stage.train_vae(run, steps=2, batch=1, config=TINY_VAE, save_every=1)
+    again = vae_stage.train_vae(run, steps=2, batch=1, config=TINY_VAE)  # finished: resumes at 2, no step
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), again.state_dict().values(), strict=True))
+    mean, std = vae_stage.latent_stats(vae, seed=0, clips=8)
+    vae = with_latent_stats(vae, mean, std)
+    pool = dit_stage.build_pool(vae, seed=0, clips_per_bucket=4, batch=4)
+    text = MiniLMTextEncoder()
+    _, ema = dit_stage.train_dit(run, pool, text, steps=2, batch=2, config=TINY_DIT)
+    path = export_default(tmp_path / "default.safetensors", ema, vae, text, {"steps": 2})
+    assert path.stat().st_size < 2**20  # MiniLM's weights are not copied in
+    models = load_models(path)
+    assert models.trained and models.defaults.steps == 20
+    clip = generate("a red circle moves right", models=models, frames=9, width=64, height=64, steps=2, seed=1)
+    assert clip.frames.shape == (9, 64, 64, 3)
