@@ -34,6 +34,25 @@ def test_pickles_are_refused_without_unpickling(tmp_path, name):
         load_dit(path)
 
 
+@pytest.mark.parametrize("first_bytes", [b"\x80", b"PK"])
+def test_safetensors_whose_header_length_looks_like_pickle_magic_loads(tmp_path, first_bytes):
+    # The 8-byte little-endian header length can start with 0x80 (pickle's marker) or "PK" (zip's):
+    # pad the metadata until it does; such a file is valid and must load.
+    def write(pad: int) -> Path:
+        return write_safetensors(tmp_path / "w.safetensors", {"x": torch.arange(4.0)}, {"pad": "y" * pad})
+
+    base = int.from_bytes(write(0).read_bytes()[:8], "little")
+    goal = 0x80 + 256 * (base // 256 + 1) if first_bytes == b"\x80" else int.from_bytes(b"PK", "little")
+    for pad in range(goal - base - 16, goal - base + 16):
+        path = write(pad)
+        if path.read_bytes()[:len(first_bytes)] == first_bytes:
+            break
+    else:
+        pytest.fail("the padding search did not reach the pattern")
+    tensors, meta = read_safetensors(path)
+    assert torch.equal(tensors["x"], torch.arange(4.0)) and meta["pad"].startswith("y")
+
+
 def test_raw_pickle_stream_is_refused(tmp_path):
     import pickle
 

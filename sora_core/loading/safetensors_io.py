@@ -36,9 +36,15 @@ def _check_safetensors_file(path: Path) -> dict:
         raise WeightsError(f"{path} is a folder; give the .safetensors file inside it")
     size = path.stat().st_size
     with path.open("rb") as fh:
-        head = fh.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80" or path.suffix.lower() in PICKLE_SUFFIXES:
+        head = fh.read(9)
+        # A safetensors file is an 8-byte header length then JSON ("{"); only what is not gets judged by
+        # pickle/zip magic, since a header length can itself start with 0x80 or "PK".
+        looks_safetensors = len(head) == 9 and head[8:9] == b"{"
+        pickled = head[:2] == b"PK" or head[:1] == b"\x80"
+        if path.suffix.lower() in PICKLE_SUFFIXES or (pickled and not looks_safetensors):
             raise WeightsError(f"{path} is a pickled PyTorch checkpoint, not safetensors. {_CONVERT_HINT}")
+        head = head[:8]
+        fh.seek(8)
         if len(head) < 8:
             raise WeightsError(f"{path} is not a safetensors file: only {size} bytes long")
         (header_len,) = struct.unpack("<Q", head)

@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-batch", type=int, default=8)
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
+    parser.add_argument("--decoder-steps", type=int, default=0,
+                        help="with --decoder-only: steps of decoder fine-tuning (encoder frozen)")
+    parser.add_argument("--decoder-only", action="store_true",
+                        help="only fine-tune the decoder (can run beside the DiT stage: the latents do not change)")
     parser.add_argument("--pool", type=int, default=1500, help="encoded training clips per size/length bucket")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -59,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         mean, std = latent_stats(vae, args.seed)
         stats_path.write_text(json.dumps([mean, std]))
     vae = with_latent_stats(vae, mean, std).requires_grad_(False)
+    if args.decoder_only:
+        from .decoder_stage import train_decoder
+
+        train_decoder(args.run, vae, steps=args.decoder_steps, seed=args.seed)
+        return 0
     pool_path = args.run / "latent_pool.safetensors"
     if pool_path.exists():
         pool = load_pool(pool_path)
@@ -74,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
               "threads": torch.get_num_threads(), "seed": args.seed}
     print(json.dumps(timing))
+    decoder_state = args.run / "decoder_state.safetensors"
+    if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage
+        from .state import load_state
+
+        timing["decoder_steps"], _ = load_state(decoder_state, vae, None)
     if args.out:
         export_default(args.out, ema, vae, text, timing)
         print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)")

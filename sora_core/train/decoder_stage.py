@@ -1,0 +1,62 @@
+"""Stage 1b: keep training the VAE's decoder with its encoder frozen.
+
+The DiT learns the encoder's latent space, so once the DiT's latent pool exists the encoder must not
+change - but the decoder can go on learning to draw sharper frames from the same latents, in parallel
+with the DiT stage. Latents get a little noise, as the DiT's samples are never exactly the encoder's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..vae import WanVAE
+from .data import VAE_BUCKETS, clip_batch
+from .state import load_state, save_state
+
+LATENT_NOISE = 0.05  # relative to each channel's latent std
+
+
+def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: float = 5e-4, seed: int = 0,
+                  log_every: int = 10, save_every: int = 50) -> WanVAE:
+    """Fine-tune ``vae``'s decoder (conv2 + decoder) in place; resumable from decoder_state.safetensors."""
+    state_path = run / "decoder_state.safetensors"
+    vae.requires_grad_(False)
+    params = [*vae.conv2.parameters(), *vae.decoder.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    start = 0
+    if state_path.exists():
+        start, _ = load_state(state_path, vae, opt)
+        print(f"decoder: resuming at step {start}")
+    std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+    log = open(run / "decoder_log.tsv", "a")
+    t0 = time.perf_counter()
+    for step in range(start, steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        video = clip_batch(seed + 500, step, batch, VAE_BUCKETS, captions=False).video
+        with torch.no_grad():
+            mu = vae.conv1(vae.encoder(video))[:, : vae.config.z_dim]
+        gen = torch.Generator().manual_seed(seed * 13 + step)
+        z = mu + LATENT_NOISE * std * torch.randn(mu.shape, generator=gen)
+        out = vae.decoder(vae.conv2(z))
+        loss = F.l1_loss(out, video) + F.mse_loss(out, video)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if (step + 1) % log_every == 0:
+            line = f"{step + 1}\t{time.perf_counter() - t0:.0f}\t{loss.item():.5f}"
+            print("decoder", line, flush=True)
+            log.write(line + "\n")
+            log.flush()
+        if (step + 1) % save_every == 0 or step + 1 == steps:
+            save_state(state_path, vae, opt, step + 1, {})
+    log.close()
+    return vae.requires_grad_(False).eval()
