@@ -7,6 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from sora_core.pipeline import check_video_size
+from sora_core.prompts import prepare_prompt
 
 from .devices import ManagedModule
 from .types import CATEGORY, SoraTextEncoder
@@ -26,15 +27,22 @@ class SoraTextEncode(io.ComfyNode):
                 SoraTextEncoder.Input("text_encoder", tooltip="From a Sora checkpoint or text-encoder loader."),
                 io.String.Input("prompt", multiline=True, dynamic_prompts=True,
                                 tooltip="What the video shows (or, for the negative input, what to avoid)."),
+                io.Boolean.Input(
+                    "expand_prompt", default=True, optional=True,
+                    tooltip="Rewrite a short prompt into the detailed caption style the model was trained on, as "
+                    "Sora does. Only models that ask for it are affected (the bundled sora-default model does; "
+                    "Wan 2.1 does not). Turn off to encode the prompt exactly as typed.",
+                ),
             ],
             outputs=[io.Conditioning.Output(tooltip="The prompt's token embeddings, for SoraSampler.")],
         )
 
     @classmethod
-    def execute(cls, text_encoder: ManagedModule, prompt: str) -> io.NodeOutput:
+    def execute(cls, text_encoder: ManagedModule, prompt: str, expand_prompt: bool = True) -> io.NodeOutput:
         encoder = text_encoder.load()
+        text = prepare_prompt(encoder, prompt, expand_prompt)
         with torch.inference_mode():
-            emb = encoder.encode([prompt])
+            emb = encoder.encode([text])
         context = emb.context.to(mm.intermediate_device())
         return io.NodeOutput([[context, {"sora_lengths": emb.lengths.cpu()}]])
 

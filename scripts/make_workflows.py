@@ -39,6 +39,7 @@ OUTPUTS: dict[str, list[tuple[str, str]]] = {
     "SoraVAEDecode": [("IMAGE", "IMAGE")],
     "CreateVideo": [("VIDEO", "VIDEO")],
     "SaveVideo": [],
+    "SoraSaveVideo": [("filename", "STRING")],
 }
 # Link input name -> type, per node.
 LINK_INPUTS: dict[str, dict[str, str]] = {
@@ -48,6 +49,7 @@ LINK_INPUTS: dict[str, dict[str, str]] = {
     "SoraVAEDecode": {"samples": "LATENT", "vae": "SORA_VAE"},
     "CreateVideo": {"images": "IMAGE"},
     "SaveVideo": {"video": "VIDEO"},
+    "SoraSaveVideo": {"video": "IMAGE,VIDEO"},
 }
 # Widgets followed by an extra UI-only value (the "control after generate" combo).
 CONTROL_AFTER_GENERATE = {("SoraSampler", "seed")}
@@ -58,8 +60,10 @@ def text_to_video_tail(first_id: int, model: tuple[int, int], encoder: tuple[int
     i = first_id
     width, height, length = size
     return [
-        Node(i, "SoraTextEncode", {"prompt": prompt}, {"text_encoder": encoder}, title="Positive prompt"),
-        Node(i + 1, "SoraTextEncode", {"prompt": ""}, {"text_encoder": encoder}, title="Negative prompt"),
+        Node(i, "SoraTextEncode", {"prompt": prompt, "expand_prompt": True}, {"text_encoder": encoder},
+             title="Positive prompt"),
+        Node(i + 1, "SoraTextEncode", {"prompt": "", "expand_prompt": False}, {"text_encoder": encoder},
+             title="Negative prompt"),
         Node(i + 2, "SoraEmptyLatentVideo", {"width": width, "height": height, "length": length, "batch_size": 1}),
         Node(i + 3, "SoraSampler", sampling,
              {"model": model, "positive": (i, 0), "negative": (i + 1, 0), "latent": (i + 2, 0)}),
@@ -69,15 +73,28 @@ def text_to_video_tail(first_id: int, model: tuple[int, int], encoder: tuple[int
     ]
 
 
+def signed_tail(nodes: list[Node], prefix: str) -> list[Node]:
+    """The same graph saved with SoraSaveVideo (watermark + C2PA + workflow metadata) instead of ComfyUI's nodes."""
+    kept = [n for n in nodes if n.type not in ("CreateVideo", "SaveVideo")]
+    decode = next(n for n in kept if n.type == "SoraVAEDecode")
+    save = Node(decode.id + 1, "SoraSaveVideo", {
+        "filename_prefix": prefix, "fps": 16.0, "format": "auto", "crf": 19, "watermark": True, "c2pa": True,
+        "workflow_metadata": True, "label": "",
+    }, {"video": (decode.id, 0)})
+    return [*kept, save]
+
+
 def workflows() -> dict[str, list[Node]]:
     bundled_sampling = {"seed": 1, "steps": 8, "cfg": 3.0, "shift": 3.0, "sampler": "unipc"}
     wan_sampling = {"seed": 1, "steps": 30, "cfg": 5.0, "shift": 5.0, "sampler": "unipc"}
+    bundled = [
+        Node(1, "SoraCheckpointLoader", {"ckpt_name": BUNDLED, "dtype": "default"}),
+        *text_to_video_tail(2, (1, 0), (1, 1), (1, 2), "a red circle moves to the right", (64, 64, 17),
+                            bundled_sampling, "sora/text_to_video"),
+    ]
     return {
-        "sora_text_to_video": [
-            Node(1, "SoraCheckpointLoader", {"ckpt_name": BUNDLED, "dtype": "default"}),
-            *text_to_video_tail(2, (1, 0), (1, 1), (1, 2), "a red circle moves to the right", (64, 64, 17),
-                                bundled_sampling, "sora/text_to_video"),
-        ],
+        "sora_text_to_video": bundled,
+        "sora_text_to_video_signed": signed_tail(bundled, "sora/text_to_video_signed"),
         "sora_wan21_text_to_video": [
             Node(1, "SoraModelLoader", {"model_name": "wan2.1_t2v_1.3B_fp16.safetensors", "dtype": "default"}),
             Node(2, "SoraTextEncoderLoader", {"text_encoder_name": "umt5_xxl_fp16.safetensors", "dtype": "default"}),

@@ -15,4 +15,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -c constraints.txt torch==2.13.0
 .venv/bin/python -m pip install -q -c constraints.txt -e ".${extras}"
+# imwatermark (the watermark benchmark's reference) declares opencv-python and torch: --no-deps keeps the headless
+# opencv of the test extra and the pinned torch.
+if [ -n "$extras" ]; then .venv/bin/python -m pip install -q --no-deps invisible-watermark==0.2.0; fi
 touch "$stamp"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sora_core generate --prompt TEXT --out FILE.mp4``."""
+"""Command line: ``python -m sora_core generate --prompt TEXT --out FILE.mp4``, ``python -m sora_core verify FILE``."""
 
 from __future__ import annotations
 
@@ -39,7 +39,52 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:1 ...")
     gen.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute precision")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--no-expand", action="store_true",
+                     help="encode the prompt as typed (by default a model trained on detailed captions, like the "
+                     "default model, gets short prompts rewritten into that style first)")
+    _add_provenance_flags(gen)
+    ver = sub.add_parser("verify", help="check a file for the invisible watermark and a C2PA manifest")
+    ver.add_argument("file", type=Path, help="a video or image file")
+    ver.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     return parser
+
+
+# ----- provenance (kept together so the rest of the CLI does not depend on it) -----
+
+
+def _add_provenance_flags(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument("--no-watermark", action="store_true", help="do not embed the invisible watermark")
+    gen.add_argument("--no-c2pa", action="store_true", help="do not sign the file with a C2PA manifest")
+
+
+def _write_marked(args: argparse.Namespace, out: Path, frames: torch.Tensor, fps: float, settings: dict,
+                  model: str, metadata: dict[str, str]) -> Path:
+    """Write the clip watermarked and C2PA-signed (unless switched off); notes go to stderr."""
+    from .provenance import sha256_json, sha256_text, write_with_provenance
+
+    written = write_with_provenance(
+        out, frames, fps=fps, watermark=not args.no_watermark, c2pa=not args.no_c2pa,
+        prompt_sha256=sha256_text(args.prompt), workflow_sha256=sha256_json(settings), model=model, metadata=metadata,
+    )
+    marks = [f"watermark {written.watermark_payload:08x}"] if written.watermark_payload is not None else []
+    if written.signed:
+        marks.append("C2PA" + (" (development certificate)" if written.development_certificate else ""))
+    print(f"provenance: {', '.join(marks) or 'none'}", file=sys.stderr)
+    for note in written.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return written.path
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from .verify import verify_file
+
+    if not args.file.exists():
+        raise SoraError(f"no such file: {args.file}")
+    report = verify_file(args.file)
+    print(json.dumps(report.to_dict()) if args.json else report.to_text())
+    return 0
 
 
 def _output_path(out: Path, frames: int) -> Path:
@@ -52,7 +97,6 @@ def _output_path(out: Path, frames: int) -> Path:
 def _run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from . import videoio
     from .pipeline import generate, load_models
 
     started = time.perf_counter()
@@ -64,6 +108,7 @@ def _run_generate(args: argparse.Namespace) -> int:
             "model: the pipeline works end to end, but the video will look like coloured noise.",
             file=sys.stderr,
         )
+    loaded = time.perf_counter()
     frames = models.defaults.frames if args.frames is None else args.frames
     out = _output_path(args.out, frames)
     if out.suffix.lower() not in (*VIDEO_SUFFIXES, ".png"):
@@ -74,17 +119,23 @@ def _run_generate(args: argparse.Namespace) -> int:
         result = generate(
             args.prompt, models=models, negative_prompt=args.negative_prompt, frames=frames, width=args.width,
             height=args.height, steps=steps, cfg=args.cfg, shift=args.shift, sampler=args.sampler, seed=args.seed,
-            callback=lambda info: bar.update(1),
+            callback=lambda info: bar.update(1), expand_prompt=not args.no_expand,
         )
     finally:
         bar.close()
+    generated = time.perf_counter()
+    if result.settings["encoded_prompt"] != args.prompt:
+        print(f"prompt expanded to: {result.settings['encoded_prompt']}", file=sys.stderr)
     fps = args.fps or models.defaults.fps
     metadata = {"comment": f"sora_core: {result.settings}"}
-    written = videoio.write_video(out, result.frames, fps=fps, metadata=metadata)
+    written = _write_marked(args, out, result.frames, fps, result.settings, models.name, metadata)
     if written != args.out:
         print(f"1 frame requested: wrote a still image to {written}", file=sys.stderr)
     t, h, w, _ = result.frames.shape
-    print(f"wrote {written} ({t} frame{'s' if t > 1 else ''}, {w}x{h}) in {time.perf_counter() - started:.1f} s")
+    print(
+        f"wrote {written} ({t} frame{'s' if t > 1 else ''}, {w}x{h}): model loaded in {loaded - started:.1f} s, "
+        f"generated in {generated - loaded:.1f} s, written in {time.perf_counter() - generated:.1f} s"
+    )
     return 0
 
 
@@ -93,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _run_generate(args)
+        if args.command == "verify":
+            return _run_verify(args)
     except SoraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# C2PA development certificates made by the tests (and by the test ComfyUI server, which inherits this
+# environment) go to a temporary folder, never to the user's ~/.config/sora_core.
+os.environ.setdefault("SORA_C2PA_DIR", tempfile.mkdtemp(prefix="sora-c2pa-test-"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
