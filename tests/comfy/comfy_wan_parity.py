@@ -9,7 +9,9 @@ import tempfile
 from pathlib import Path
 
 sys.argv = [sys.argv[0], "--cpu"]
-sys.path.insert(0, str(Path.cwd()))
+sys.path.insert(0, str(Path.cwd()))  # ComfyUI's own modules (run from its folder)
+# sora_core is not pip-installed in ComfyUI's venv: it lives in the pack folder, as in a user's install.
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
 import comfy.options  # noqa: E402
 
