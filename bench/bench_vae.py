@@ -7,8 +7,9 @@ what the decode itself needs. Each case runs twice: once with glibc's default al
 (what a user gets), once with ``MALLOC_MMAP_THRESHOLD_=65536`` for the memory, so that freed tensors
 go back to the OS and the resident peak is the peak of live tensors rather than of heap the
 allocator kept (with the default allocator the resident peak of either implementation varies by
-hundreds of MiB from run to run with the order of its allocations). sora_core is measured twice: ``decode()`` (the whole clip returned as
-one tensor) and ``decode_iter()`` (frames streamed to a consumer, as the CLI's writer can).
+hundreds of MiB from run to run with the order of its allocations). sora_core is measured twice:
+``decode()`` (the whole clip returned as one tensor) and ``decode_iter()`` (frames streamed to a
+consumer, as the CLI's writer can).
 
     python bench/bench_vae.py [--size 128] [--out docs/bench_vae.md]
 """
