@@ -309,8 +309,9 @@ def decision(results: dict[str, Tally], timing: dict) -> str:
     return (
         "**Decision: sora_core's own watermark** (`sora_core/watermark.py`). On these clips " + "; ".join(parts)
         + f". Speed: {speed}. Beyond the numbers, it is the only one with a real detection threshold (a stated "
-        "false-positive rate, a CRC-checked payload), it finds the pattern after resizing and cropping (imwatermark "
-        "works on a fixed pixel grid and was even given the original size back after the resize), and it runs in "
+        "false-positive rate, a CRC-checked payload), it is built to find the pattern after resizing and "
+        "cropping (dwtDctSvd works on a fixed pixel grid, even when given the original size back after the "
+        "resize; rivaGan copes, at hundreds of times the cost), and it runs in "
         "torch on the frames' device, with no opencv, onnxruntime or model weights."
     )
 
@@ -337,7 +338,7 @@ def write_report(out: Path, args: argparse.Namespace, results: dict[str, Tally],
         "",
         f"Same clips for every method: {args.clips} procedural clips of {args.frames} frames at {w}x{h} "
         f"({', '.join(KINDS[: args.clips])}), rivaGan on the first {min(args.riva_clips, args.clips)} of them cut "
-        f"to {riva_frames} frames (it needs about two seconds a frame here). How the attacks, the bit accuracy and "
+        f"to {riva_frames} frames (it needs seconds a frame here). How the attacks, the bit accuracy and "
         "'detected' are defined is in the script's docstring; in short: every attack ends in a new H.264/VP9 file, "
         "sora_core combines the whole clip and corrects errors, imwatermark gets a per-bit majority vote over "
         "frames, and a detection must be as unlikely by chance as 1e-6.",
