@@ -13,13 +13,13 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from measure import emit_table, reset_peak, run_child, status_mib
 
 CASES = [  # (name, latent T, H, W, dtype); bf16 only with --bf16: CPUs without AVX512-BF16 emulate it slowly
     ("17f 256x256 fp32", 5, 32, 32, "fp32"),
@@ -28,20 +28,6 @@ CASES = [  # (name, latent T, H, W, dtype); bf16 only with --bf16: CPUs without 
 ]
 BF16_CASES = [("17f 256x256 bf16", 5, 32, 32, "bf16")]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def _status_mib(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    """Linux: writing 5 to clear_refs resets VmHWM, so the peak covers inference only, not loading."""
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def child(impl: str, weights: str, layers: int, case: list, repeats: int) -> dict:
@@ -53,7 +39,7 @@ def child(impl: str, weights: str, layers: int, case: list, repeats: int) -> dic
     dtype = DTYPES[dt]
     cfg = DIT_PRESETS["wan2.1-t2v-1.3B"]
     gc.collect()
-    base = _status_mib("VmRSS")
+    base = status_mib("VmRSS")
     if impl == "sora_core":
         model = load_dit(weights, dtype=dtype)
         call = lambda x, ts, ctx: model(x, ts, ctx)  # noqa: E731
@@ -75,8 +61,8 @@ def child(impl: str, weights: str, layers: int, case: list, repeats: int) -> dic
         for p in model.parameters():
             p.float().sum()
     gc.collect()
-    loaded = _status_mib("VmRSS")
-    _reset_peak()
+    loaded = status_mib("VmRSS")
+    reset_peak()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 16, t, h, w, generator=gen).to(dtype)
     ctx = torch.randn(1, 512, cfg.text_dim, generator=gen).to(dtype)
@@ -90,7 +76,7 @@ def child(impl: str, weights: str, layers: int, case: list, repeats: int) -> dic
             times.append(time.perf_counter() - start)
     times.sort()
     return {
-        "impl": impl, "median_s": times[len(times) // 2], "peak_mib": _status_mib("VmHWM"), "loaded_mib": loaded,
+        "impl": impl, "median_s": times[len(times) // 2], "peak_mib": status_mib("VmHWM"), "loaded_mib": loaded,
         "weights_mib": loaded - base, "out_sum": float(out.float().sum()),
     }
 
@@ -134,8 +120,7 @@ def main() -> None:
             for impl in ("diffusers", "sora_core"):
                 cmd = [sys.executable, __file__, "--repeats", str(args.repeats), "--child", impl, str(weights),
                        str(args.layers), json.dumps(case)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ.copy())
-                result[impl] = json.loads(proc.stdout.strip().splitlines()[-1])
+                result[impl] = run_child(cmd, os.environ)
             rows.append((case, result))
             print(case[0], json.dumps(result), file=sys.stderr)
 
@@ -158,11 +143,7 @@ def main() -> None:
             f"{s['median_s'] / d['median_s']:.2f} | {d['peak_mib']:.0f} | {s['peak_mib']:.0f} | "
             f"{s['peak_mib'] / d['peak_mib']:.2f} | {act_d:.0f} | {act_s:.0f} | {act_s / act_d:.2f} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
+    emit_table(lines, args.out)
 
 
 if __name__ == "__main__":

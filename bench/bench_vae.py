@@ -20,28 +20,15 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from measure import emit_table, reset_peak, run_child, status_mib
 
 FRAMES = (17, 33, 81)
-
-
-def _status_mib(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def child(impl: str, weights: str, frames: int, size: int) -> dict:
@@ -74,18 +61,13 @@ def child(impl: str, weights: str, frames: int, size: int) -> dict:
         for p in model.parameters():
             p.sum()
     gc.collect()
-    loaded = _status_mib("VmRSS")
-    _reset_peak()
+    loaded = status_mib("VmRSS")
+    reset_peak()
     start = time.perf_counter()
     with torch.inference_mode():
         checksum = run()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_mib": _status_mib("VmHWM"), "loaded_mib": loaded, "checksum": checksum}
-
-
-def _run_child(cmd: list[str], env: dict) -> dict:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=dict(env))
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"seconds": seconds, "peak_mib": status_mib("VmHWM"), "loaded_mib": loaded, "checksum": checksum}
 
 
 def main() -> None:
@@ -112,9 +94,9 @@ def main() -> None:
         for frames in FRAMES:
             for impl in impls:
                 cmd = [sys.executable, __file__, "--child", impl, str(weights), str(frames), str(args.size)]
-                timed = _run_child(cmd, os.environ)
+                timed = run_child(cmd, os.environ)
                 # Big blocks go back to the OS when freed, so the resident peak follows live tensors.
-                measured = _run_child(cmd, {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
+                measured = run_child(cmd, {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
                 results[(impl, frames)] = {**measured, "seconds": timed["seconds"]}
                 print(frames, impl, results[(impl, frames)], file=sys.stderr)
 
@@ -135,11 +117,7 @@ def main() -> None:
             f"| {frames} | {d['seconds']:.1f} | {s['seconds']:.1f} | {s['seconds'] / d['seconds']:.2f} | {dp:.0f} "
             f"| {sp:.0f} | {sp / dp:.2f} | {stp:.0f} | {stp / dp:.2f} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
+    emit_table(lines, args.out)
 
 
 if __name__ == "__main__":

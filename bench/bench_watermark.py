@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sora_core import __version__, provenance, videoio  # noqa: E402
 from sora_core import watermark as wm  # noqa: E402
-from tests.clips import KINDS, make_clip  # noqa: E402
+from tests.clips import KINDS, make_clip, media_offset  # noqa: E402
 
 DETECT_BITS = 29  # imwatermark "detected": >= 29 of 32 bits right (P = 1.3e-6 by chance)
 
@@ -268,28 +268,6 @@ def run_c2pa(tmp: Path) -> list[dict]:
         })
         print(f"  C2PA {suffix}: {rows[-1]}", flush=True)
     return rows
-
-
-def media_offset(data: bytes, suffix: str) -> int:
-    """A byte inside the picture data (not the manifest): the middle of MP4 mdat / PNG IDAT / WebP VP8 / GIF data."""
-    if suffix == ".mp4":
-        pos = 0
-        while pos + 8 <= len(data):
-            size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
-            if kind == b"mdat":
-                return pos + size // 2
-            pos += size
-    if suffix == ".png":
-        i = data.index(b"IDAT")
-        return i + 4 + int.from_bytes(data[i - 4 : i], "big") // 2
-    if suffix == ".webp":
-        for tag in (b"VP8 ", b"VP8L", b"ANMF"):
-            if tag in data:
-                i = data.index(tag)
-                return i + 8 + int.from_bytes(data[i + 4 : i + 8], "little") // 2
-    if suffix == ".gif":
-        return len(data) // 2
-    raise ValueError(f"no picture data found in {suffix}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -103,12 +103,6 @@ def latent_shape(models: SoraModels, frames: int, width: int, height: int, batch
     return (batch, models.vae.config.z_dim, (frames - 1) // models.temporal_factor + 1, height // vsf, width // vsf)
 
 
-def velocity_model(dit: WanDiT, context: Tensor, negative: Tensor | None, cfg: float) -> Callable:
-    """The text-to-video denoiser the samplers call: DiT velocity with classifier-free guidance
-    (positive and negative prompts as one batch of 2B, one DiT call per step)."""
-    return conditioned_velocity(dit, context, negative, cfg, None)
-
-
 def sample_latent(
     dit: WanDiT,
     context: Tensor,

@@ -91,3 +91,26 @@ def make_clip(kind: str, frames: int, height: int, width: int, seed: int) -> tor
         raise ValueError(f"unknown clip kind {kind!r}; use one of {KINDS}")
     clip = torch.stack(out).permute(0, 2, 3, 1).clamp(0, 1)
     return (clip * 255).round().to(torch.uint8)
+
+
+def media_offset(data: bytes, suffix: str) -> int:
+    """A byte in the middle of the picture data, not in the C2PA manifest, so changing it must break the
+    signature: MP4 mdat, PNG IDAT, WebP VP8 chunk, or the middle of a GIF."""
+    if suffix == ".mp4":
+        pos = 0
+        while pos + 8 <= len(data):
+            size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+            if kind == b"mdat":
+                return pos + size // 2
+            pos += size
+    if suffix == ".png":
+        i = data.index(b"IDAT")
+        return i + 4 + int.from_bytes(data[i - 4 : i], "big") // 2
+    if suffix == ".webp":
+        for tag in (b"VP8 ", b"VP8L", b"ANMF"):
+            if tag in data:
+                i = data.index(tag)
+                return i + 8 + int.from_bytes(data[i + 4 : i + 8], "little") // 2
+    if suffix == ".gif":
+        return len(data) // 2
+    raise ValueError(f"no picture data found in {suffix}")

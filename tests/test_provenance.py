@@ -15,7 +15,7 @@ from sora_core import videoio
 from sora_core import watermark as wm
 from sora_core.cli import main
 from sora_core.verify import verify_file
-from tests.clips import make_clip
+from tests.clips import make_clip, media_offset
 
 PROMPT_SHA = pv.sha256_text("a red circle moves to the right")
 WORKFLOW_SHA = pv.sha256_json({"steps": 8, "cfg": 3.0})
@@ -31,28 +31,6 @@ def c2pa_dir(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def clip():
     return make_clip("shapes", 17, 128, 224, seed=1)
-
-
-def media_offset(data: bytes, suffix: str) -> int:
-    """A byte in the middle of the picture data (not in the manifest): MP4 mdat, PNG IDAT, WebP VP8 chunk."""
-    if suffix == ".mp4":
-        pos = 0
-        while pos + 8 <= len(data):
-            size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
-            if kind == b"mdat":
-                return pos + size // 2
-            pos += size
-    if suffix == ".png":
-        i = data.index(b"IDAT")
-        return i + 4 + int.from_bytes(data[i - 4 : i], "big") // 2
-    if suffix == ".webp":
-        for tag in (b"VP8 ", b"VP8L", b"ANMF"):
-            if tag in data:
-                i = data.index(tag)
-                return i + 8 + int.from_bytes(data[i + 4 : i + 8], "little") // 2
-    if suffix == ".gif":
-        return len(data) // 2
-    raise AssertionError(f"no picture data in {suffix}")
 
 
 def signed(tmp_path, clip, suffix: str):

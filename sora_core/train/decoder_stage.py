@@ -7,8 +7,6 @@ with the DiT stage. Latents get a little noise, as the DiT's samples are never e
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 
 import torch
@@ -16,6 +14,7 @@ import torch.nn.functional as F
 
 from ..vae import WanVAE
 from .data import VAE_BUCKETS, clip_batch
+from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
 LATENT_NOISE = 0.05  # relative to each channel's latent std
@@ -35,11 +34,9 @@ def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: flo
         start, _ = load_state(state_path, vae, opt)
         print(f"decoder: resuming at step {start}")
     std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
-    log = open(run / "decoder_log.tsv", "a")
-    t0 = time.perf_counter()
+    log = StepLog(run, "decoder")
     for step in range(start, steps):
-        for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        set_lr(opt, step, steps, lr, warmup=20)
         video = clip_batch(seed + 500, step, batch, VAE_BUCKETS, captions=False).video
         with torch.no_grad():
             mu = vae.conv1(vae.encoder(video))[:, : vae.config.z_dim]
@@ -52,10 +49,7 @@ def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: flo
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if (step + 1) % log_every == 0:
-            line = f"{step + 1}\t{time.perf_counter() - t0:.0f}\t{loss.item():.5f}"
-            print("decoder", line, flush=True)
-            log.write(line + "\n")
-            log.flush()
+            log.write(step + 1, loss.item())
         if (step + 1) % save_every == 0 or step + 1 == steps:
             save_state(state_path, vae, opt, step + 1, {})
     log.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ..config import DiTConfig
 from ..dit import WanDiT
 from ..vae import WanVAE
 from .data import DIT_BUCKETS, clip_batch, step_rng
+from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
 DEFAULT_DIT = DiTConfig(dim=256, ffn_dim=1024, num_heads=4, num_layers=6, text_dim=384, text_len=80, freq_dim=128)
@@ -157,14 +157,11 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
     buckets = list(pool.latents)
     weights = [DIT_BUCKETS.count(b) for b in buckets]
     dit.train()
-    log = open(run / "dit_log.tsv", "a")
-    t0 = time.perf_counter()
+    log = StepLog(run, "dit")
     for step in range(start, steps):
         rng = step_rng(seed, step, salt=1)
         gen = torch.Generator().manual_seed(seed * 31 + step)
-        warm = min(1.0, (step + 1) / 100)
-        for group in opt.param_groups:
-            group["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        set_lr(opt, step, steps, lr, warmup=100)
         bucket = rng.choices(buckets, weights)[0]
         idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
         x0 = pool.latents[bucket][idx]
@@ -183,10 +180,7 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
             for pe, p in zip(ema.parameters(), dit.parameters(), strict=True):
                 pe.lerp_(p, 1 - decay)
         if (step + 1) % log_every == 0:
-            line = f"{step + 1}\t{time.perf_counter() - t0:.0f}\t{loss.item():.5f}\t{bucket}"
-            print("dit", line, flush=True)
-            log.write(line + "\n")
-            log.flush()
+            log.write(step + 1, loss.item(), bucket)
         if (step + 1) % save_every == 0 or step + 1 == steps:
             save_state(state_path, dit, opt, step + 1, {})
             save_state(ema_path, ema, torch.optim.SGD(ema.parameters(), lr=0.0), step + 1, {})

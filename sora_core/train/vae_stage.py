@@ -8,7 +8,6 @@ make that identical to the chunked inference path.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from torch import Tensor
 from ..config import VAEConfig
 from ..vae import WanVAE
 from .data import VAE_BUCKETS, clip_batch
+from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
 # Small Wan-VAE: same architecture and factors (8x space, 4x time, 16 channels), 1/8 of the width.
@@ -62,12 +62,9 @@ def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: 
     elif init is not None:
         vae.load_state_dict(init)
     vae.train()
-    log = open(run / "vae_log.tsv", "a")
-    t0 = time.perf_counter()
+    log = StepLog(run, "vae")
     for step in range(start, steps):
-        for group in opt.param_groups:  # short warm-up, then cosine to 10%
-            warm = min(1.0, (step + 1) / 50)
-            group["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(step / steps * 3.14159)).item()))
+        set_lr(opt, step, steps, lr, warmup=50)
         clips = clip_batch(seed, step, batch, VAE_BUCKETS, captions=False)
         loss, parts = vae_loss(vae, clips.video, torch.Generator().manual_seed(seed * 7 + step))
         opt.zero_grad(set_to_none=True)
@@ -75,10 +72,7 @@ def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: 
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         if (step + 1) % log_every == 0:
-            line = "\t".join([str(step + 1), f"{time.perf_counter() - t0:.0f}"] + [f"{parts[k]:.5f}" for k in parts])
-            print("vae", line, flush=True)
-            log.write(line + "\n")
-            log.flush()
+            log.write(step + 1, *parts.values())
         if (step + 1) % save_every == 0 or step + 1 == steps:
             save_state(state_path, vae, opt, step + 1, {"config": "DEFAULT_VAE"})
     log.close()
