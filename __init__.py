@@ -12,10 +12,11 @@ _PACK_DIR = os.path.dirname(os.path.abspath(__file__))
 if _PACK_DIR not in sys.path:
     sys.path.append(_PACK_DIR)
 
-try:
-    from .nodes import comfy_entrypoint
-except ModuleNotFoundError as exc:
-    if not (exc.name or "").startswith("comfy"):  # comfy, comfy_api: not running inside ComfyUI
-        raise
-else:
-    __all__ = ["comfy_entrypoint"]
+if __package__:  # pytest may import this file as a plain module (e.g. a checkout folder named "my-clone")
+    try:
+        from .nodes import comfy_entrypoint
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("comfy"):  # comfy, comfy_api: not running inside ComfyUI
+            raise
+    else:
+        __all__ = ["comfy_entrypoint"]
