@@ -6,11 +6,13 @@ from comfy_api.latest import ComfyExtension, io
 
 from .encode import ENCODE_NODES
 from .loaders import LOADER_NODES
+from .operations import OPERATION_NODES
 from .provenance import PROVENANCE_NODES
 from .sampler import SAMPLER_NODES
 from .vae import VAE_NODES
 
-NODES: list[type[io.ComfyNode]] = [*LOADER_NODES, *ENCODE_NODES, *SAMPLER_NODES, *VAE_NODES, *PROVENANCE_NODES]
+NODES: list[type[io.ComfyNode]] = [*LOADER_NODES, *ENCODE_NODES, *SAMPLER_NODES, *VAE_NODES, *PROVENANCE_NODES,
+                                     *OPERATION_NODES]
 
 
 class SoraExtension(ComfyExtension):

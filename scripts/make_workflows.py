@@ -27,6 +27,8 @@ class Node:
     title: str | None = None
 
 
+OPERATIONS = ("SoraImageToVideo", "SoraExtendVideo", "SoraLoopVideo", "SoraBlendVideos", "SoraStoryboard",
+              "SoraRemixVideo", "SoraRecutVideo")
 # Output names/types of each node, in slot order (for the UI file's outputs and link types).
 OUTPUTS: dict[str, list[tuple[str, str]]] = {
     "SoraCheckpointLoader": [("model", "SORA_MODEL"), ("text_encoder", "SORA_TEXT_ENCODER"), ("vae", "SORA_VAE")],
@@ -40,7 +42,11 @@ OUTPUTS: dict[str, list[tuple[str, str]]] = {
     "CreateVideo": [("VIDEO", "VIDEO")],
     "SaveVideo": [],
     "SoraSaveVideo": [("filename", "STRING")],
+    "LoadImage": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
+    **{op: [("frames", "IMAGE"), ("latent", "LATENT")] for op in OPERATIONS},
 }
+_OP_LINKS = {"model": "SORA_MODEL", "vae": "SORA_VAE", "positive": "CONDITIONING", "negative": "CONDITIONING"}
+_SOURCE_LINKS = {"video": "IMAGE", "latent": "LATENT"}
 # Link input name -> type, per node.
 LINK_INPUTS: dict[str, dict[str, str]] = {
     "SoraTextEncode": {"text_encoder": "SORA_TEXT_ENCODER"},
@@ -50,9 +56,20 @@ LINK_INPUTS: dict[str, dict[str, str]] = {
     "CreateVideo": {"images": "IMAGE"},
     "SaveVideo": {"video": "VIDEO"},
     "SoraSaveVideo": {"video": "IMAGE,VIDEO"},
+    "SoraImageToVideo": {**_OP_LINKS, "images": "IMAGE"},
+    "SoraExtendVideo": {**_OP_LINKS, **_SOURCE_LINKS},
+    "SoraLoopVideo": {**_OP_LINKS, **_SOURCE_LINKS},
+    "SoraBlendVideos": {**_OP_LINKS, "video_a": "IMAGE", "video_b": "IMAGE"},
+    "SoraStoryboard": {"model": "SORA_MODEL", "vae": "SORA_VAE", "negative": "CONDITIONING",
+                       "text_encoder": "SORA_TEXT_ENCODER"},
+    "SoraRemixVideo": {**_OP_LINKS, **_SOURCE_LINKS},
+    "SoraRecutVideo": {**_OP_LINKS, **_SOURCE_LINKS},
 }
 # Widgets followed by an extra UI-only value (the "control after generate" combo).
-CONTROL_AFTER_GENERATE = {("SoraSampler", "seed")}
+CONTROL_AFTER_GENERATE = {("SoraSampler", "seed"), *((op, "seed") for op in OPERATIONS)}
+# The start image of the image-to-video workflow: put a picture of this name into ComfyUI's input folder
+# (or pick your own in the Load Image node).
+EXAMPLE_IMAGE = "sora_example_start.png"
 
 
 def text_to_video_tail(first_id: int, model: tuple[int, int], encoder: tuple[int, int], vae: tuple[int, int],
@@ -84,6 +101,92 @@ def signed_tail(nodes: list[Node], prefix: str) -> list[Node]:
     return [*kept, save]
 
 
+def save_tail(first_id: int, frames: tuple[int, int], prefix: str) -> list[Node]:
+    return [
+        Node(first_id, "CreateVideo", {"fps": 16.0}, {"images": frames}),
+        Node(first_id + 1, "SaveVideo", {"filename_prefix": prefix, "format": "auto", "codec": "auto"},
+             {"video": (first_id, 0)}),
+    ]
+
+
+def operation_workflows(sampling: dict[str, object]) -> dict[str, list[Node]]:
+    """One workflow per Sora operation, on the bundled model (8 steps keep them quick on a CPU)."""
+    model, encoder, vae = (1, 0), (1, 1), (1, 2)
+    op_sampling = {**sampling, "mode": "native"}
+    loader = Node(1, "SoraCheckpointLoader", {"ckpt_name": BUNDLED, "dtype": "default"})
+
+    def prompts(first_id: int, prompt: str) -> list[Node]:
+        return [
+            Node(first_id, "SoraTextEncode", {"prompt": prompt, "expand_prompt": True}, {"text_encoder": encoder},
+                 title="Positive prompt"),
+            Node(first_id + 1, "SoraTextEncode", {"prompt": "", "expand_prompt": False}, {"text_encoder": encoder},
+                 title="Negative prompt"),
+        ]
+
+    def t2v(first_id: int, prompt_ids: tuple[int, int], seed: int) -> list[Node]:
+        """A 17-frame text-to-video clip to operate on: nodes first_id (latent) .. first_id + 2 (frames)."""
+        return [
+            Node(first_id, "SoraEmptyLatentVideo", {"width": 64, "height": 64, "length": 17, "batch_size": 1}),
+            Node(first_id + 1, "SoraSampler", {**sampling, "seed": seed},
+                 {"model": model, "positive": (prompt_ids[0], 0), "negative": (prompt_ids[1], 0),
+                  "latent": (first_id, 0)}),
+            Node(first_id + 2, "SoraVAEDecode", {}, {"samples": (first_id + 1, 0), "vae": vae}),
+        ]
+
+    links = {"model": model, "vae": vae, "positive": (2, 0), "negative": (3, 0)}
+    size = {"width": 64, "height": 64, "length": 17}
+    return {
+        "sora_image_to_video": [
+            loader, *prompts(2, "a red circle moves to the right"),
+            Node(4, "LoadImage", {"image": EXAMPLE_IMAGE}, title="Start image (64x64)"),
+            Node(5, "SoraImageToVideo", {"frame_indices": "0", **size, **op_sampling}, {**links, "images": (4, 0)}),
+            *save_tail(6, (5, 0), "sora/image_to_video"),
+        ],
+        "sora_extend_video": [
+            loader, *prompts(2, "a blue square moves up"), *t2v(4, (2, 3), 1),
+            Node(7, "SoraExtendVideo", {"direction": "forward", "new_frames": 12, "overlap_frames": 8, "times": 2,
+                                        **op_sampling}, {**links, "latent": (5, 0)}, title="Extend forward twice"),
+            Node(8, "SoraExtendVideo", {"direction": "backward", "new_frames": 8, "overlap_frames": 8, "times": 1,
+                                        **op_sampling}, {**links, "video": (7, 0)}, title="Then extend backward"),
+            *save_tail(9, (8, 0), "sora/extend_video"),
+        ],
+        "sora_loop": [
+            loader, *prompts(2, "a green triangle moves to the left"),
+            Node(4, "SoraLoopVideo", {**size, "regenerate_frames": 8, **op_sampling}, links),
+            *save_tail(5, (4, 0), "sora/loop"),
+        ],
+        "sora_blend_videos": [
+            loader, *prompts(2, "a yellow circle moves to the right"), *t2v(4, (2, 3), 1),
+            *prompts(7, "a yellow circle moves down"), *t2v(9, (7, 8), 2),
+            Node(12, "SoraBlendVideos", {"transition_frames": 11, "overlap_frames": 8, **op_sampling},
+                 {**links, "video_a": (6, 0), "video_b": (11, 0)}),
+            *save_tail(13, (12, 0), "sora/blend_videos"),
+        ],
+        "sora_storyboard": [
+            loader,
+            Node(3, "SoraTextEncode", {"prompt": "", "expand_prompt": False}, {"text_encoder": encoder},
+                 title="Negative prompt"),
+            Node(4, "SoraStoryboard", {
+                "storyboard": "0: a red square moves to the right\n16: the red square moves up", "width": 64,
+                "height": 64, "length": 33, "expand_prompt": True, **sampling,
+            }, {"model": model, "vae": vae, "negative": (3, 0), "text_encoder": encoder}),
+            *save_tail(5, (4, 0), "sora/storyboard"),
+        ],
+        "sora_remix_video": [
+            loader, *prompts(2, "a white circle moves to the right"), *t2v(4, (2, 3), 1),
+            *prompts(7, "a purple circle moves to the right"),
+            Node(9, "SoraRemixVideo", {"strength": 0.6, **sampling},
+                 {**links, "positive": (7, 0), "negative": (8, 0), "video": (6, 0)}),
+            *save_tail(10, (9, 0), "sora/remix_video"),
+        ],
+        "sora_recut_video": [
+            loader, *prompts(2, "a cyan square moves down"), *t2v(4, (2, 3), 1),
+            Node(7, "SoraRecutVideo", {"start": 5, "end": 13, **op_sampling}, {**links, "latent": (5, 0)}),
+            *save_tail(8, (7, 0), "sora/recut_video"),
+        ],
+    }
+
+
 def workflows() -> dict[str, list[Node]]:
     bundled_sampling = {"seed": 1, "steps": 8, "cfg": 3.0, "shift": 3.0, "sampler": "unipc"}
     wan_sampling = {"seed": 1, "steps": 30, "cfg": 5.0, "shift": 5.0, "sampler": "unipc"}
@@ -102,6 +205,7 @@ def workflows() -> dict[str, list[Node]]:
             *text_to_video_tail(4, (1, 0), (2, 0), (3, 0), "a cat walks along a sunny beach, cinematic", (832, 480, 33),
                                 wan_sampling, "sora/wan21_text_to_video"),
         ],
+        **operation_workflows(bundled_sampling),
     }
 
 

@@ -19,7 +19,7 @@ the model:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -57,16 +57,46 @@ class TemporalCondition:
         return self.mask.to(like.device).view(self.mask.shape[0], 1, self.mask.shape[1], 1, 1)
 
 
-def conditioned_velocity(dit: WanDiT, context: Tensor, negative: Tensor | None, cfg: float,
-                         cond: TemporalCondition | None) -> Callable[[Tensor, Tensor], Tensor]:
+@dataclass(frozen=True)
+class PromptSpan:
+    """A prompt that governs some latent frames (a storyboard shot). context: [B, L, D] text states;
+    frames: [T] bool, True for the latent frames this prompt's velocity is used for."""
+
+    context: Tensor
+    frames: Tensor
+
+
+def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor | None, cfg: float,
+                         cond: TemporalCondition | None, *, spans: Sequence[PromptSpan] | None = None,
+                         circular: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
     """The sampler's denoiser: DiT velocity with classifier-free guidance and temporal conditioning.
 
     Without a condition it is the plain text-to-video denoiser. Positive and negative prompts run as
-    one batch of 2B (the shorter context is zero-padded, which is how the DiT pads it anyway).
+    one batch (the shorter context is zero-padded, which is how the DiT pads it anyway).
+
+    ``spans`` (storyboards): each prompt's guided velocity is computed on the *whole* clip and kept
+    for its own frames, so every shot's frames are denoised while attending to all the others (this is
+    what keeps the subject the same across shots). ``circular`` (loops): each call rolls the clip by a
+    different number of frames before the DiT sees it and rolls the velocity back, so the last frame
+    is a neighbour of the first as often as any two frames are neighbours: the wrap-around seam is
+    denoised like any other transition.
     """
-    if negative is not None and negative.shape[1] != context.shape[1]:
-        length = max(context.shape[1], negative.shape[1])
-        context, negative = (F.pad(c, (0, 0, 0, length - c.shape[1])) for c in (context, negative))
+    if spans is None:
+        if context is None:
+            raise InputError("conditioned_velocity: give a context or prompt spans")
+        spans = [PromptSpan(context, torch.ones(0, dtype=torch.bool))]  # empty frames: all frames
+    contexts = [sp.context for sp in spans] + ([negative] if negative is not None else [])
+    length = max(c.shape[1] for c in contexts)
+    contexts = [F.pad(c, (0, 0, 0, length - c.shape[1])) for c in contexts]
+    positives, negative = contexts[: len(spans)], (contexts[-1] if negative is not None else None)
+    calls = [0]
+
+    def guided(x_in: Tensor, t: Tensor, ctx: Tensor) -> Tensor:
+        if negative is None or cfg == 1.0:
+            return dit(x_in, t, ctx).float()
+        both = dit(torch.cat([x_in, x_in]), torch.cat([t, t]), torch.cat([ctx, negative])).float()
+        pos, neg = both.chunk(2)
+        return neg + cfg * (pos - neg)
 
     def model(x: Tensor, sigma: Tensor) -> Tensor:
         b, frames = x.shape[0], x.shape[2]
@@ -79,13 +109,17 @@ def conditioned_velocity(dit: WanDiT, context: Tensor, negative: Tensor | None, 
             if cond.mode == "native":
                 x_in = torch.where(m, known, x)
                 t = torch.where(cond.mask.to(x.device), torch.zeros_like(t), t)
-        xd = x_in.to(dit.dtype)
-        if negative is None or cfg == 1.0:
-            v = dit(xd, t, context).float()
-        else:
-            both = dit(torch.cat([xd, xd]), torch.cat([t, t]), torch.cat([context, negative])).float()
-            pos, neg = both.chunk(2)
-            v = neg + cfg * (pos - neg)
+        shift = calls[0] % frames if circular else 0
+        calls[0] += 1
+        xd, t = x_in.roll(shift, dims=2).to(dit.dtype), t.roll(shift, dims=1)
+        v = None
+        for sp, ctx in zip(spans, positives, strict=True):
+            part = guided(xd, t, ctx).roll(-shift, dims=2)
+            if sp.frames.numel() == 0:
+                v = part
+            else:
+                keep = sp.frames.to(x.device).view(1, 1, frames, 1, 1)
+                v = torch.where(keep, part, v if v is not None else torch.zeros_like(part))
         if cond is not None:
             # denoised = known for the given frames: keeps them on their noising path to the exact value.
             s5 = s.view(-1, 1, 1, 1, 1).clamp_min(1e-6)

@@ -7,7 +7,7 @@ ComfyUI nodes, a script) reuse them. Every step is a plain function call on tens
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from . import sampling
-from .conditioning import TemporalCondition, conditioned_velocity
+from .conditioning import PromptSpan, TemporalCondition, conditioned_velocity
 from .config import DiTConfig, VAEConfig
 from .dit import WanDiT
 from .errors import InputError, WeightsError
@@ -105,7 +105,7 @@ def latent_shape(models: SoraModels, frames: int, width: int, height: int, batch
 
 def sample_latent(
     dit: WanDiT,
-    context: Tensor,
+    context: Tensor | None,
     negative: Tensor | None,
     shape: tuple[int, ...],
     *,
@@ -117,25 +117,48 @@ def sample_latent(
     callback: Callable[[sampling.StepInfo], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     condition: TemporalCondition | None = None,
+    spans: Sequence[PromptSpan] | None = None,
+    circular: bool = False,
+    init: Tensor | None = None,
+    strength: float = 1.0,
 ) -> Tensor:
     """Sample a normalised latent of ``shape`` from seeded noise; float32, on the DiT's device.
 
     ``condition`` gives known latent frames (image-to-video, extension, loops ...); they come back
-    exactly and the rest is generated around them.
+    bit-exact and the rest is generated around them. ``spans`` replaces ``context`` with prompts that
+    each govern some frames (storyboards); ``circular`` makes the clip wrap around (loops). ``init``
+    with ``strength`` < 1 starts from that latent noised to the matching level instead of from pure
+    noise (video-to-video): ``steps`` steps are run over the last part of a longer schedule, as
+    ComfyUI's ``denoise`` does.
     """
     if steps < 1:
         raise InputError(f"steps={steps}; use at least 1")
     if shift <= 0:
         raise InputError(f"shift={shift}; use a positive value (Wan uses 3 to 8)")
+    if not 0.0 < strength <= 1.0:
+        raise InputError(f"strength={strength}; use a value in (0, 1] (1 ignores the input video)")
     sample = sampling.get_sampler(sampler)
     device = next(dit.parameters()).device
-    context = context.to(device=device, dtype=dit.dtype)
+    if context is not None:
+        context = context.to(device=device, dtype=dit.dtype)
+    if spans is not None:
+        spans = [PromptSpan(sp.context.to(device=device, dtype=dit.dtype), sp.frames) for sp in spans]
     negative = negative.to(device=device, dtype=dit.dtype) if negative is not None and cfg != 1.0 else None
-    sigmas = sampling.flow_sigmas(steps, shift, device=device)
     noise = sampling.seeded_noise(shape, seed, device=device, dtype=torch.float32)
-    # Start from the noise itself, as Wan and diffusers do (sigmas[0] is 1 - 1e-6, not 1).
-    denoiser = conditioned_velocity(dit, context, negative, cfg, condition)
-    return sample(denoiser, noise, sigmas, callback=callback, cancel=cancel)
+    if init is not None and strength < 1.0:
+        total = max(steps, round(steps / strength))
+        sigmas = sampling.flow_sigmas(total, shift, device=device)[-(steps + 1):]
+        start = float(sigmas[0])
+        x = (1.0 - start) * init.to(device, torch.float32) + start * noise
+    else:
+        sigmas = sampling.flow_sigmas(steps, shift, device=device)
+        # Start from the noise itself, as Wan and diffusers do (sigmas[0] is 1 - 1e-6, not 1).
+        x = noise
+    denoiser = conditioned_velocity(dit, context, negative, cfg, condition, spans=spans, circular=circular)
+    out = sample(denoiser, x, sigmas, callback=callback, cancel=cancel)
+    if condition is not None:  # the path lands on the known frames to ~1e-6; make them exact
+        out = torch.where(condition.frame_mask(out), condition.known.to(out.device, out.dtype), out)
+    return out
 
 
 @torch.inference_mode()

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/default"), help="folder for states and logs")
     parser.add_argument("--vae-steps", type=int, default=600)
-    parser.add_argument("--vae-batch", type=int, default=8)
+    parser.add_argument("--vae-batch", type=int, default=8, help="9-frame clips per VAE step (longer buckets: fewer)")
+    parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
     parser.add_argument("--decoder-steps", type=int, default=0,
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         init_vae = load_vae(args.init_from).state_dict()
         init_dit = load_dit(args.init_from).state_dict()
     t0 = time.perf_counter()
-    vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, seed=args.seed, init=init_vae)
+    vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
+                    init=init_vae)
     t_vae = time.perf_counter() - t0
     stats_path = args.run / "latent_stats.json"
     if stats_path.exists():

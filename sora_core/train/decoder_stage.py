@@ -37,7 +37,8 @@ def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: flo
     log = StepLog(run, "decoder")
     for step in range(start, steps):
         set_lr(opt, step, steps, lr, warmup=20)
-        video = clip_batch(seed + 500, step, batch, VAE_BUCKETS, captions=False).video
+        video = clip_batch(seed + 500, step, batch, VAE_BUCKETS, captions=False,
+                           frame_budget=batch * 9).video
         with torch.no_grad():
             mu = vae.conv1(vae.encoder(video))[:, : vae.config.z_dim]
         gen = torch.Generator().manual_seed(seed * 13 + step)

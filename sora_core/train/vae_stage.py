@@ -49,7 +49,10 @@ def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator) -> tuple[Tensor, 
 def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: int = 0,
               log_every: int = 10, save_every: int = 50, config: VAEConfig = DEFAULT_VAE,
               init: dict[str, Tensor] | None = None) -> WanVAE:
-    """Train (or resume) the VAE in ``run``; ``init`` seeds the weights of a fresh run (fine-tuning)."""
+    """Train (or resume) the VAE in ``run``; ``init`` seeds the weights of a fresh run (fine-tuning).
+
+    ``batch`` counts 9-frame clips: a step holds about ``9 * batch`` frames of whichever bucket it draws.
+    """
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "vae_state.safetensors"
     torch.manual_seed(seed)
@@ -65,7 +68,7 @@ def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: 
     log = StepLog(run, "vae")
     for step in range(start, steps):
         set_lr(opt, step, steps, lr, warmup=50)
-        clips = clip_batch(seed, step, batch, VAE_BUCKETS, captions=False)
+        clips = clip_batch(seed, step, batch, VAE_BUCKETS, captions=False, frame_budget=batch * 9)
         loss, parts = vae_loss(vae, clips.video, torch.Generator().manual_seed(seed * 7 + step))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -21,7 +21,8 @@ WORKFLOWS = ROOT / "workflows"
 API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
 NODE_IDS = [
     "SoraCheckpointLoader", "SoraModelLoader", "SoraTextEncoderLoader", "SoraVAELoader", "SoraTextEncode",
-    "SoraEmptyLatentVideo", "SoraSampler", "SoraVAEDecode", "SoraVAEEncode",
+    "SoraEmptyLatentVideo", "SoraSampler", "SoraVAEDecode", "SoraVAEEncode", "SoraImageToVideo", "SoraExtendVideo",
+    "SoraLoopVideo", "SoraBlendVideos", "SoraStoryboard", "SoraRemixVideo", "SoraRecutVideo",
 ]
 # The Wan 2.1 workflow asks for 832x480, 81 frames, 30 steps; on the tiny random test weights a smaller run
 # exercises exactly the same graph (sizes are checked against what was asked).
@@ -68,7 +69,16 @@ def test_workflows_show_in_the_template_browser(server):
     assert sorted(templates[server.pack_name]) == sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 
 
-@pytest.mark.parametrize("path", API_WORKFLOWS, ids=lambda p: p.stem)
+def is_text_to_video(path: Path) -> bool:
+    return all(not node["class_type"].startswith(("SoraImageTo", "SoraExtend", "SoraLoop", "SoraBlend",
+                                                   "SoraStoryboard", "SoraRemix", "SoraRecut"))
+               for node in load_api(path).values())
+
+
+TEXT_TO_VIDEO_WORKFLOWS = [p for p in API_WORKFLOWS if is_text_to_video(p)]  # the operations: test_operations.py
+
+
+@pytest.mark.parametrize("path", TEXT_TO_VIDEO_WORKFLOWS, ids=lambda p: p.stem)
 def test_api_workflow_runs_and_writes_the_video_asked_for(server, path):
     graph = load_api(path)
     if "wan21" in path.stem:

@@ -1,0 +1,199 @@
+"""The temporal operations on small random networks: what each keeps, what it generates, and how.
+
+Prompt following of the operations with the trained default model is measured in docs/quality.md
+(bench/bench_operations.py); here the mechanics are checked exactly.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sora_core import operations as ops
+from sora_core.conditioning import PromptSpan, conditioned_velocity
+from sora_core.config import DIT_PRESETS, VAEConfig
+from sora_core.dit import WanDiT
+from sora_core.errors import InputError
+from sora_core.vae import WanVAE
+
+CFG = DIT_PRESETS["test-tiny"]
+H = W = 32
+
+
+@pytest.fixture(scope="module")
+def nets() -> tuple[WanDiT, WanVAE]:
+    torch.manual_seed(0)
+    return WanDiT(CFG).eval(), WanVAE(VAEConfig(base_dim=8)).eval()
+
+
+def engine(nets, **settings) -> ops.Engine:
+    return ops.Engine(*nets, ops.Sampling(steps=2, cfg=2.0, **settings))
+
+
+def text(seed: int) -> torch.Tensor:
+    return torch.randn(1, 6, CFG.text_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def clip(frames: int, seed: int = 1) -> ops.Clip:
+    return ops.Clip(torch.rand(frames, H, W, 3, generator=torch.Generator().manual_seed(seed)))
+
+
+def test_decoding_is_causal_so_appended_latents_never_change_earlier_frames(nets) -> None:
+    _, vae = nets
+    z = torch.randn(1, 16, 4, H // 8, W // 8, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        assert torch.equal(vae.decode(z)[:, :, :9], vae.decode(z[:, :, :3]))
+
+
+def test_keyframes_pin_their_latent_frames_and_refuse_bad_input(nets) -> None:
+    e = engine(nets)
+    first, last = torch.rand(H, W, 3), torch.rand(H, W, 3)
+    out = ops.keyframes_to_video(e, text(0), text(1), [(0, first), (-1, last)], frames=9, width=W, height=H)
+    assert out.frames.shape == (9, H, W, 3)
+    assert torch.equal(out.latent[:, :, :1], e.still_latent(first, group=False))
+    assert torch.equal(out.latent[:, :, 2:3], e.still_latent(last, group=True))
+    with pytest.raises(InputError, match="outside the clip"):
+        ops.keyframes_to_video(e, text(0), None, [(9, first)], frames=9, width=W, height=H)
+    with pytest.raises(InputError, match="same 4-frame group"):
+        ops.keyframes_to_video(e, text(0), None, [(5, first), (7, last)], frames=9, width=W, height=H)
+    with pytest.raises(InputError, match="resize"):
+        ops.keyframes_to_video(e, text(0), None, [(0, torch.rand(16, W, 3))], frames=9, width=W, height=H)
+
+
+def test_extend_forward_appends_and_keeps_the_clip_bit_exact(nets) -> None:
+    e = engine(nets)
+    source = clip(9)
+    source_latent = e.latent_of(source).clone()
+    out = ops.extend(e, text(0), text(1), source, new_frames=8, overlap_frames=4, times=2)
+    assert out.frames.shape[0] == 9 + 2 * 8
+    assert torch.equal(out.frames[:9], source.frames)
+    assert torch.equal(out.latent[:, :, :3], source_latent)
+    assert e.passes == 2  # one sampling pass per extension, each with its own seed
+
+
+def test_extend_backward_puts_new_frames_before_the_unchanged_clip(nets) -> None:
+    e = engine(nets)
+    source = clip(9)
+    out = ops.extend(e, text(0), None, source, direction="backward", new_frames=8, overlap_frames=4)
+    assert out.frames.shape[0] == 8 + 9
+    assert torch.equal(out.frames[8:], source.frames)
+    with pytest.raises(InputError, match="multiple of 4"):
+        ops.extend(e, text(0), None, source, new_frames=6)
+    with pytest.raises(InputError, match="direction"):
+        ops.extend(e, text(0), None, source, direction="sideways")
+
+
+def test_group_latents_code_a_clips_start_as_mid_clip_groups(nets) -> None:
+    e = engine(nets)
+    frames = clip(9).frames
+    groups = e.group_latents(frames, 2)
+    lead = torch.cat([frames[:1].expand(4, -1, -1, -1), frames])
+    assert torch.equal(groups, e.encode(lead)[:, :, 2:4])
+
+
+def test_circular_denoising_shows_the_dit_every_rotation_of_the_clip(nets) -> None:
+    dit, _ = nets
+    seen = []
+
+    class Spy(torch.nn.Module):
+        dtype = torch.float32
+
+        def forward(self, x, t, context):
+            seen.append(x[0, 0, :, 0, 0].clone())
+            return torch.zeros_like(x)
+
+    x = torch.arange(4.0).view(1, 1, 4, 1, 1).expand(1, 16, 4, 2, 2).contiguous()
+    model = conditioned_velocity(Spy(), text(0), None, 1.0, None, circular=True)
+    for _ in range(4):
+        model(x, torch.tensor(0.5))
+    firsts = sorted(int(s[0]) for s in seen)
+    assert firsts == [0, 1, 2, 3]  # each frame was at the DiT's position 0 once
+    for s in seen:  # always a rotation: neighbours stay neighbours, the last frame next to the first
+        start = int(s[0])
+        assert s.tolist() == [float((start + i) % 4) for i in range(4)]
+
+
+def test_loop_from_a_clip_keeps_its_start_and_regenerates_its_end(nets) -> None:
+    e = engine(nets)
+    source = clip(13)
+    out = ops.loop(e, text(0), None, clip=source, regenerate_frames=4)
+    assert out.frames.shape[0] == 13
+    assert torch.equal(out.frames[:9], source.frames[:9])
+    assert not torch.equal(out.frames[9:], source.frames[9:])
+    prompt_loop = ops.loop(e, text(0), None, frames=9, width=W, height=H)
+    assert prompt_loop.frames.shape == (9, H, W, 3)
+
+
+def test_blend_joins_two_clips_with_a_generated_transition(nets) -> None:
+    e = engine(nets)
+    a, b = clip(9, seed=1), clip(9, seed=2)
+    out = ops.blend(e, text(0), None, a, b, transition_frames=7, overlap_frames=4)
+    assert out.frames.shape[0] == 9 + 7 + 9
+    assert torch.equal(out.frames[:9], a.frames) and torch.equal(out.frames[16:], b.frames)
+    with pytest.raises(InputError, match="4k\\+3"):
+        ops.blend(e, text(0), None, a, b, transition_frames=8)
+
+
+def test_storyboard_gives_each_shot_its_prompts_velocity_on_its_own_frames() -> None:
+    class ContextEcho(torch.nn.Module):  # velocity = the prompt's first value, everywhere
+        dtype = torch.float32
+
+        def forward(self, x, t, context):
+            return context[:, 0, 0].view(-1, 1, 1, 1, 1).expand_as(x).clone()
+
+    shots = [torch.full((1, 3, CFG.text_dim), v) for v in (1.0, 2.0, 3.0)]
+    frames = [torch.tensor([True, True, False, False, False]), torch.tensor([False, False, True, False, False]),
+              torch.tensor([False, False, False, True, True])]
+    model = conditioned_velocity(ContextEcho(), None, None, 1.0, None,
+                                 spans=[PromptSpan(c, f) for c, f in zip(shots, frames, strict=True)])
+    v = model(torch.zeros(1, 16, 5, 2, 2), torch.tensor(0.5))
+    assert v[0, 0, :, 0, 0].tolist() == [1.0, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_storyboard_assigns_latent_frames_by_shot_start_and_checks_shots(nets) -> None:
+    e = engine(nets)
+    shots = [ops.Shot(text(0), 0), ops.Shot(text(1), 8)]
+    out = ops.storyboard(e, shots, None, frames=17, width=W, height=H)
+    assert out.frames.shape == (17, H, W, 3)
+    with pytest.raises(InputError, match="start one at frame 0"):
+        ops.storyboard(e, [ops.Shot(text(0), 4)], None, frames=17, width=W, height=H)
+    with pytest.raises(InputError, match="gets no frames"):
+        ops.storyboard(e, [ops.Shot(text(0), 0), ops.Shot(text(1), 5), ops.Shot(text(2), 6)], None,
+                       frames=17, width=W, height=H)
+
+
+def test_remix_strength_sets_how_far_the_result_moves(nets) -> None:
+    source = clip(9)
+    latent = engine(nets).latent_of(source)
+    moved = {}
+    for strength in (0.2, 0.9):
+        out = ops.remix(engine(nets), text(0), None, ops.Clip(source.frames, latent), strength=strength)
+        moved[strength] = (out.latent - latent).abs().mean().item()
+    assert moved[0.2] < moved[0.9]
+    full = ops.remix(engine(nets), text(0), None, ops.Clip(source.frames, latent), strength=1.0)
+    fresh = engine(nets).sample(tuple(latent.shape), text(0), None)
+    assert torch.equal(full.latent, fresh)  # strength 1 ignores the input: plain text-to-video
+    with pytest.raises(InputError, match="strength"):
+        ops.remix(engine(nets), text(0), None, source, strength=0.0)
+
+
+def test_recut_regenerates_whole_groups_and_keeps_everything_else_bit_exact(nets) -> None:
+    e = engine(nets)
+    source = clip(17)
+    latent = e.latent_of(source).clone()
+    out = ops.recut(e, text(0), None, source, start=6, end=8)
+    p0, p1 = ops.recut_span(6, 8)
+    assert (p0, p1) == (5, 8)
+    assert torch.equal(out.frames[:p0], source.frames[:p0]) and torch.equal(out.frames[p1 + 1:], source.frames[p1 + 1:])
+    assert not torch.equal(out.frames[p0:p1 + 1], source.frames[p0:p1 + 1])
+    keep = torch.tensor([True, True, False, True, True])
+    assert torch.equal(out.latent[:, :, keep], latent[:, :, keep])
+    with pytest.raises(InputError, match="whole clip"):
+        ops.recut(e, text(0), None, source, start=0, end=17)
+
+
+def test_storyboard_text_is_one_shot_per_line() -> None:
+    assert ops.parse_storyboard("0: a red circle\n\n# note\n 16 : a blue square ") == [
+        (0, "a red circle"), (16, "a blue square")]
+    with pytest.raises(InputError, match="line 2"):
+        ops.parse_storyboard("0: a red circle\nthen a blue square")
