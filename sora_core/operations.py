@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -82,6 +83,14 @@ class Engine:
     vae: WanVAE
     settings: Sampling = field(default_factory=Sampling)
     passes: int = 0  # sampling passes run so far (seeds advance by one per pass)
+
+    @classmethod
+    def for_models(cls, models: Any, **settings: Any) -> Engine:
+        """An engine for loaded :class:`~sora_core.pipeline.SoraModels` with the model's default sampler
+        settings; keyword arguments (seed, steps, cfg, shift, sampler, mode, callback, cancel) override them."""
+        d = models.defaults
+        defaults = dict(steps=d.steps, cfg=d.cfg, shift=d.shift, sampler=d.sampler)
+        return cls(models.dit, models.vae, Sampling(**{**defaults, **settings}))
 
     # --- pixels <-> latents ----------------------------------------------------------------------
 

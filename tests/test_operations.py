@@ -197,3 +197,13 @@ def test_storyboard_text_is_one_shot_per_line() -> None:
         (0, "a red circle"), (16, "a blue square")]
     with pytest.raises(InputError, match="line 2"):
         ops.parse_storyboard("0: a red circle\nthen a blue square")
+
+
+def test_engine_for_loaded_models_takes_their_defaults_and_overrides() -> None:
+    from sora_core.pipeline import placeholder_models
+
+    models = placeholder_models()
+    e = ops.Engine.for_models(models, seed=3, cfg=1.0)
+    assert (e.settings.steps, e.settings.shift, e.settings.cfg, e.settings.seed) == (
+        models.defaults.steps, models.defaults.shift, 1.0, 3)
+    assert e.dit is models.dit and e.vae is models.vae

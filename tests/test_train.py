@@ -97,3 +97,15 @@ def test_tiny_end_to_end_run_resumes_and_exports_a_loadable_model(tmp_path, monk
     assert models.trained and models.defaults.steps == 20
     clip = generate("a red circle moves right", models=models, frames=9, width=64, height=64, steps=2, seed=1)
     assert clip.frames.shape == (9, 64, 64, 3)
+
+
+def test_mid_clip_windows_start_at_a_later_latent_frame() -> None:
+    import random
+
+    from sora_core.train.dit_stage import mid_clip_window
+
+    x = torch.arange(9.0).view(1, 1, 9, 1, 1)
+    starts = {int(mid_clip_window(random.Random(i), x)[0, 0, 0, 0, 0]) for i in range(200)}
+    assert starts == {0, 1, 2, 3, 4}  # unchanged clips start at 0; windows at 1..4
+    short = torch.zeros(1, 1, 5, 1, 1)
+    assert all(mid_clip_window(random.Random(i), short) is short for i in range(20))

@@ -9,6 +9,9 @@
 - Conditioning frames: in half of the samples some latent frames (first, last, both, or a random
   span) are given clean with timestep 0 and left out of the loss; the model thereby learns the
   per-frame conditioning the temporal operations (image-to-video, extend, loop) use.
+- Mid-clip windows: half of the 33-frame samples are cut to 5 latent frames starting at a later
+  latent frame, so the model also sees windows whose first latent frame is a 4-frame group, which is
+  what extending a clip forward hands it.
 - An exponential moving average of the weights is what gets exported.
 """
 
@@ -106,6 +109,14 @@ def condition_mask(rng, frames: int) -> Tensor:
     return mask
 
 
+def mid_clip_window(rng, x0: Tensor, frames: int = 5) -> Tensor:
+    """Half the time, for clips longer than 2 windows: ``frames`` latent frames from a later start."""
+    if x0.shape[2] < 2 * frames - 1 or rng.random() < 0.5:
+        return x0
+    start = rng.randrange(1, x0.shape[2] - frames + 1)
+    return x0[:, :, start:start + frames]
+
+
 def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Tensor, known: Tensor) -> Tensor:
     """Velocity loss on the frames not given clean. x0, noise [B, C, T, h, w]; sigma [B]; known [B, T]."""
     s = sigma.view(-1, 1, 1, 1, 1)
@@ -164,7 +175,7 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         set_lr(opt, step, steps, lr, warmup=100)
         bucket = rng.choices(buckets, weights)[0]
         idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
-        x0 = pool.latents[bucket][idx]
+        x0 = mid_clip_window(rng, pool.latents[bucket][idx])
         texts = [pool.captions[bucket][i] for i in idx]
         context = captions(texts)
         drop = torch.tensor([rng.random() < CAPTION_DROP for _ in idx])
