@@ -60,8 +60,9 @@ def test_keyframes_pin_their_latent_frames_and_refuse_bad_input(nets) -> None:
         ops.keyframes_to_video(e, text(0), None, [(0, torch.rand(16, W, 3))], frames=9, width=W, height=H)
 
 
-def test_extend_forward_appends_and_keeps_the_clip_bit_exact(nets) -> None:
-    e = engine(nets)
+@pytest.mark.parametrize("mode", ["native", "replace"])
+def test_extend_forward_appends_and_keeps_the_clip_bit_exact(nets, mode) -> None:
+    e = engine(nets, mode=mode)
     source = clip(9)
     source_latent = e.latent_of(source).clone()
     out = ops.extend(e, text(0), text(1), source, new_frames=8, overlap_frames=4, times=2)
@@ -177,8 +178,9 @@ def test_remix_strength_sets_how_far_the_result_moves(nets) -> None:
         ops.remix(engine(nets), text(0), None, source, strength=0.0)
 
 
-def test_recut_regenerates_whole_groups_and_keeps_everything_else_bit_exact(nets) -> None:
-    e = engine(nets)
+@pytest.mark.parametrize("mode", ["native", "replace"])
+def test_recut_regenerates_whole_groups_and_keeps_everything_else_bit_exact(nets, mode) -> None:
+    e = engine(nets, mode=mode)
     source = clip(17)
     latent = e.latent_of(source).clone()
     out = ops.recut(e, text(0), None, source, start=6, end=8)
