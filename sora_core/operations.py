@@ -97,7 +97,7 @@ class Engine:
     @torch.inference_mode()
     def encode(self, frames: Tensor) -> Tensor:
         video = frames.float().movedim(-1, 0)[None] * 2 - 1  # [1, 3, T, H, W] in [-1, 1]
-        return self.vae.encode(video.to(self.vae.dtype)).float()
+        return self.vae.encode(video.to(self.vae.dtype)).float().cpu()  # operations assemble windows on the CPU
 
     @torch.inference_mode()
     def decode(self, latent: Tensor) -> Tensor:
