@@ -106,7 +106,7 @@ class Engine:
 
     def latent_of(self, clip: Clip) -> Tensor:
         if clip.latent is None:
-            check_frames(clip.frames.shape[0], "clip")
+            check_frames(clip.frames.shape[0], "video")
             clip.latent = self.encode(clip.frames)
         return clip.latent
 
@@ -250,6 +250,7 @@ def extend(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip,
         if frames is not None:  # the input's own frames, bit for bit
             decoded = torch.cat([frames, decoded[frames.shape[0]:]])
         return Clip(decoded, latent)
+    check_frames(frames.shape[0], "video")
     if frames.shape[0] < TEMPORAL * overlap + 1:
         raise InputError(f"overlap_frames={overlap_frames}: the clip has only {frames.shape[0]} frames; "
                          "use fewer overlap frames than the clip has")
@@ -299,8 +300,11 @@ def blend(engine: Engine, context: Tensor, negative: Tensor | None, first: Clip,
                          "joined clip keeps the VAE's 4k+1 length")
     overlap = _groups(overlap_frames, "overlap_frames")
     new = (transition_frames - 3) // TEMPORAL
+    if first.frames is not None:
+        check_frames(first.frames.shape[0], "video_a")
     lat_a = engine.latent_of(first)
     frames_a, frames_b = engine.frames_of(first), engine.frames_of(second)
+    check_frames(frames_b.shape[0], "video_b")
     if lat_a.shape[2] <= overlap or frames_b.shape[0] < TEMPORAL * overlap + 1:
         raise InputError(f"overlap_frames={overlap_frames}: both clips need more frames than that")
     if frames_a.shape[1:] != frames_b.shape[1:]:

@@ -82,6 +82,8 @@ def test_extend_backward_puts_new_frames_before_the_unchanged_clip(nets) -> None
         ops.extend(e, text(0), None, source, new_frames=6)
     with pytest.raises(InputError, match="direction"):
         ops.extend(e, text(0), None, source, direction="sideways")
+    with pytest.raises(InputError, match="video: 10 frames; the video VAE needs 4k\\+1"):
+        ops.extend(e, text(0), None, clip(10), direction="backward", new_frames=8, overlap_frames=4)
 
 
 def test_group_latents_code_a_clips_start_as_mid_clip_groups(nets) -> None:
