@@ -31,20 +31,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import OPERATIONS_SECTION, write_quality_part  # noqa: E402
+from quality import to_uint8  # noqa: E402
+
 from sora_core import operations as ops  # noqa: E402
-from sora_core.pipeline import latent_shape, load_models  # noqa: E402
+from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.prompts import prepare_prompt  # noqa: E402
 from sora_core.world.caption import short_prompt  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
 from sora_core.world.evaluate import BACKGROUND_TOLERANCE, fit_background, score_clip  # noqa: E402
 from sora_core.world.render import render  # noqa: E402
 
-SECTION = "## Sora operations"
 DIRECTIONS = ("left", "right", "up", "down")
-
-
-def u8(frames: torch.Tensor) -> torch.Tensor:
-    return (frames.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def frame_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -76,18 +74,15 @@ class Bench:
         self.negative = enc.encode([self.d.negative_prompt]).context
 
     def engine(self, seed: int) -> ops.Engine:
-        d = self.d
-        return ops.Engine(self.models.dit, self.models.vae, ops.Sampling(seed=seed, steps=d.steps, cfg=d.cfg,
-                                                                         shift=d.shift, sampler=d.sampler))
+        return ops.Engine.for_models(self.models, seed=seed)
 
     def context(self, prompt: str) -> torch.Tensor:
         enc = self.models.text_encoder
         return enc.encode([prepare_prompt(enc, prompt, True)]).context
 
     def text_to_video(self, prompt: str, seed: int) -> ops.Clip:
-        e = self.engine(seed)
-        latent = e.sample(latent_shape(self.models, 17, 64, 64), self.context(prompt), self.negative)
-        return ops.Clip(e.decode(latent), latent)
+        clip = generate(prompt, models=self.models, seed=seed, frames=17, width=64, height=64)
+        return ops.Clip(clip.frames, clip.latent)
 
 
 def bench_loop(b: Bench, n: int) -> list[str]:
@@ -95,12 +90,12 @@ def bench_loop(b: Bench, n: int) -> list[str]:
     for i, case in enumerate(prompt_set(n, seed=b.seed, kind="short")):
         ctx = b.context(case.prompt)
         clip = ops.loop(b.engine(b.seed + i), ctx, b.negative, frames=17, width=64, height=64)
-        frames = u8(clip.frames)
+        frames = to_uint8(clip.frames)
         ratios.append(frame_diff(frames[-1], frames[0]) / max(consecutive_median(frames), 1e-6))
         result = score_clip(case.scene, frames)
         motion += bool(result["motion_ok"])
         all_ok += bool(result["all_ok"])
-        ref = u8(b.text_to_video(case.prompt, b.seed + i).frames)
+        ref = to_uint8(b.text_to_video(case.prompt, b.seed + i).frames)
         plain.append(frame_diff(ref[-1], ref[0]) / max(consecutive_median(ref), 1e-6))
     within = sum(r <= 1.5 for r in ratios)
     return [
@@ -121,7 +116,7 @@ def bench_extension(b: Bench, n: int, times: int = 3, new: int = 12) -> list[str
         source = b.text_to_video(case.prompt, b.seed + i)
         out = ops.extend(b.engine(b.seed + 100 + i), ctx, b.negative, source, new_frames=new, overlap_frames=8,
                          times=times)
-        frames = u8(out.frames)
+        frames = to_uint8(out.frames)
         background = fit_background(frames.float())
         base = object_colour(frames[:17], background)
         for k in range(times):
@@ -151,12 +146,12 @@ def bench_keyframes(b: Bench, n: int) -> list[str]:
         ctx = b.context(case.prompt)
         clip = ops.keyframes_to_video(b.engine(b.seed + i), ctx, b.negative, [(0, images[0])], frames=17, width=64,
                                       height=64)
-        frames = u8(clip.frames)
+        frames = to_uint8(clip.frames)
         first.append(psnr(frames[0], truth[0]))
         score += bool(score_clip(case.scene, frames)["all_ok"])
         both = ops.keyframes_to_video(b.engine(b.seed + i), ctx, b.negative, [(0, images[0]), (-1, images[-1])],
                                       frames=17, width=64, height=64)
-        frames = u8(both.frames)
+        frames = to_uint8(both.frames)
         first_last_0.append(psnr(frames[0], truth[0]))
         first_last_end.append(psnr(frames[-1], truth[-1]))
     return [
@@ -177,8 +172,8 @@ def bench_blend(b: Bench, n: int) -> list[str]:
         c = b.text_to_video(cases[i + 1].prompt, b.seed + 50 + i)
         out = ops.blend(b.engine(b.seed + 100 + i), b.context(cases[i + 1].prompt), b.negative, a, c,
                         transition_frames=11)
-        frames = u8(out.frames)
-        fa, fb = u8(a.frames), u8(c.frames)
+        frames = to_uint8(out.frames)
+        fa, fb = to_uint8(a.frames), to_uint8(c.frames)
         typical = statistics.median([consecutive_median(fa), consecutive_median(fb)])
         start_err.append(frame_diff(frames[17], fa[-1]))
         end_err.append(frame_diff(frames[17 + 10], fb[0]))
@@ -223,7 +218,7 @@ def bench_storyboard(b: Bench, n: int) -> list[str]:
         second = dataclasses.replace(first, objects=(dataclasses.replace(obj, motion=turn), *first.objects[1:]))
         shots = [ops.Shot(b.context(case.prompt), 0), ops.Shot(b.context(short_prompt(second, rng)), 16)]
         clip = ops.storyboard(b.engine(b.seed + i), shots, b.negative, frames=33, width=64, height=64)
-        frames = u8(clip.frames)
+        frames = to_uint8(clip.frames)
         results = [score_clip(first, frames[:17]), score_clip(second, frames[16:])]
         for k, result in enumerate(results):
             shot_ok[k] += bool(result["all_ok"])
@@ -236,12 +231,6 @@ def bench_storyboard(b: Bench, n: int) -> list[str]:
         f"**{shot_ok[0] / n:.0%}**, in shot 2 **{shot_ok[1] / n:.0%}**; the object detected with the same colour and "
         f"shape in both shots **{identity / n:.0%}**.",
     ]
-
-
-def write_section(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else ""
-    head = old.split("\n" + SECTION)[0].rstrip("\n") if SECTION in old else old.rstrip("\n")
-    path.write_text((head + "\n\n" if head else "") + text)
 
 
 def main() -> None:
@@ -259,7 +248,7 @@ def main() -> None:
     b = Bench(args.model, args.seed)
     d = b.d
     lines = [
-        SECTION, "",
+        OPERATIONS_SECTION, "",
         f"Model `{b.models.name}`, default settings ({d.steps} {d.sampler} steps, cfg {d.cfg}, shift {d.shift}), "
         "64x64, held-out prompts (attribute combinations never seen in training), known frames given natively "
         "(clean, timestep 0). Differences are mean absolute differences of 8-bit RGB frames. Produced by "
@@ -277,7 +266,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        write_section(args.out, text)
+        write_quality_part(args.out, text, operations=True)
 
 
 if __name__ == "__main__":

@@ -38,3 +38,19 @@ def emit_table(lines: list[str], out: Path | None) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table + "\n")
+
+
+# docs/quality.md has two parts written by two scripts: quality.py the top, bench_operations.py this section.
+OPERATIONS_SECTION = "## Sora operations"
+
+
+def write_quality_part(path: Path, text: str, operations: bool) -> None:
+    """Replace one part of docs/quality.md (the operations section, or everything before it) and keep the other."""
+    old = path.read_text() if path.exists() else ""
+    head, sep, tail = old.partition(OPERATIONS_SECTION)
+    section = sep + tail
+    if operations:
+        head = head.rstrip("\n")
+        path.write_text((head + "\n\n" if head else "") + text)
+    else:
+        path.write_text(text + ("\n" + section if section else ""))

@@ -23,13 +23,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import write_quality_part  # noqa: E402
+
 from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
 from sora_core.world.evaluate import score_clip  # noqa: E402
-from sora_core.world.render import render  # noqa: E402
+from sora_core.world.render import from_model_range, render, to_model_range  # noqa: E402
 
 KEYS = ("colour_ok", "shape_ok", "motion_ok", "present_ok", "all_ok")
-OPERATIONS_SECTION = "## Sora operations"
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
@@ -64,11 +65,9 @@ def score_vae(models, n: int, seed: int) -> dict[str, float]:
     """The evaluator on the VAE's own reconstructions of the rendered clips: the ceiling the DiT works under."""
     hits = {k: 0 for k in KEYS}
     for case in prompt_set(n, seed=seed, kind="short"):
-        truth = render(case.scene)
-        video = (truth.float() / 127.5 - 1).permute(3, 0, 1, 2)[None]
         with torch.inference_mode():
-            frames = (models.vae.decode(models.vae.encode(video))[0].clamp(-1, 1) + 1) / 2
-        result = score_clip(case.scene, to_uint8(frames.permute(1, 2, 3, 0)))
+            video = models.vae.decode(models.vae.encode(to_model_range(render(case.scene))[None]))
+        result = score_clip(case.scene, from_model_range(video[0]))
         for k in KEYS:
             hits[k] += bool(result[k])
     return {k: v / n for k, v in hits.items()}
@@ -160,9 +159,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        old = args.out.read_text() if args.out.exists() else ""
-        kept = old[old.index(OPERATIONS_SECTION):] if OPERATIONS_SECTION in old else ""  # bench_operations.py's
-        args.out.write_text(text + ("\n" + kept if kept else ""))
+        write_quality_part(args.out, text, operations=False)
 
 
 if __name__ == "__main__":

@@ -60,10 +60,10 @@ class TemporalCondition:
 @dataclass(frozen=True)
 class PromptSpan:
     """A prompt that governs some latent frames (a storyboard shot). context: [B, L, D] text states;
-    frames: [T] bool, True for the latent frames this prompt's velocity is used for."""
+    frames: [T] bool, True for the latent frames this prompt's velocity is used for (None: all)."""
 
     context: Tensor
-    frames: Tensor
+    frames: Tensor | None = None
 
 
 def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor | None, cfg: float,
@@ -84,7 +84,7 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
     if spans is None:
         if context is None:
             raise InputError("conditioned_velocity: give a context or prompt spans")
-        spans = [PromptSpan(context, torch.ones(0, dtype=torch.bool))]  # empty frames: all frames
+        spans = [PromptSpan(context)]
     contexts = [sp.context for sp in spans] + ([negative] if negative is not None else [])
     length = max(c.shape[1] for c in contexts)
     contexts = [F.pad(c, (0, 0, 0, length - c.shape[1])) for c in contexts]
@@ -112,14 +112,10 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
         shift = calls[0] % frames if circular else 0
         calls[0] += 1
         xd, t = x_in.roll(shift, dims=2).to(dit.dtype), t.roll(shift, dims=1)
-        v = None
+        v = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         for sp, ctx in zip(spans, positives, strict=True):
             part = guided(xd, t, ctx).roll(-shift, dims=2)
-            if sp.frames.numel() == 0:
-                v = part
-            else:
-                keep = sp.frames.to(x.device).view(1, 1, frames, 1, 1)
-                v = torch.where(keep, part, v if v is not None else torch.zeros_like(part))
+            v = part if sp.frames is None else torch.where(sp.frames.to(x.device).view(1, 1, frames, 1, 1), part, v)
         if cond is not None:
             # denoised = known for the given frames: keeps them on their noising path to the exact value.
             s5 = s.view(-1, 1, 1, 1, 1).clamp_min(1e-6)

@@ -31,11 +31,12 @@ import torch
 from torch import Tensor
 
 from . import sampling
-from .conditioning import MODES, PromptSpan, TemporalCondition, pixel_to_latent_frame
+from .conditioning import MODES, PromptSpan, TemporalCondition, latent_frames, pixel_to_latent_frame
 from .dit import WanDiT
 from .errors import InputError
 from .pipeline import check_video_size, sample_latent
 from .vae import WanVAE
+from .videoio import video_tensor_to_frames
 
 TEMPORAL = 4  # pixel frames per latent frame after the first (Wan's causal VAE)
 
@@ -101,8 +102,7 @@ class Engine:
 
     @torch.inference_mode()
     def decode(self, latent: Tensor) -> Tensor:
-        video = self.vae.decode(latent.to(self.vae.dtype))
-        return ((video[0].float().clamp(-1, 1) + 1) / 2).movedim(0, -1).cpu()
+        return video_tensor_to_frames(self.vae.decode(latent.to(self.vae.dtype)))
 
     def latent_of(self, clip: Clip) -> Tensor:
         if clip.latent is None:
@@ -164,10 +164,6 @@ def _groups(frames: int, name: str, minimum: int = 1) -> int:
     return frames // TEMPORAL
 
 
-def _latent_frames(frames: int) -> int:
-    return (frames - 1) // TEMPORAL + 1
-
-
 def _group_pixels(latent_frame: int) -> tuple[int, int]:
     """First and last pixel frame (inclusive) of a latent frame."""
     return (0, 0) if latent_frame == 0 else (TEMPORAL * latent_frame - 3, TEMPORAL * latent_frame)
@@ -176,7 +172,7 @@ def _group_pixels(latent_frame: int) -> tuple[int, int]:
 def _shape(engine: Engine, frames: int, width: int, height: int) -> tuple[int, ...]:
     sf = engine.vae.config.spatial_factor
     check_video_size(frames, width, height, temporal=TEMPORAL, spatial=sf * engine.dit.config.patch_size[1])
-    return (1, engine.vae.config.z_dim, _latent_frames(frames), height // sf, width // sf)
+    return (1, engine.vae.config.z_dim, latent_frames(frames, TEMPORAL), height // sf, width // sf)
 
 
 def _like(engine: Engine, latent: Tensor, frames: int) -> tuple[int, ...]:
@@ -376,13 +372,13 @@ def recut(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip, 
         raise InputError(f"re-cut span {start}..{end}: use 0 <= start < end <= {total} (the clip's frames)")
     first, last = pixel_to_latent_frame(start, TEMPORAL), pixel_to_latent_frame(end - 1, TEMPORAL)
     mask = torch.ones(latent.shape[2], dtype=torch.bool)
-    mask[first: last + 1] = False
+    mask[first: last + 1] = False  # the latent frames that hold recut_span(start, end)
     if not bool(mask.any()):
         raise InputError(f"re-cut span {start}..{end} covers the whole clip; generate a new clip instead")
     out = engine.sample(tuple(latent.shape), context, negative, known=latent, mask=mask)
     decoded = engine.decode(out)
     frames = engine.frames_of(clip)
-    p0, p1 = _group_pixels(first)[0], _group_pixels(last)[1]
+    p0, p1 = recut_span(start, end)
     return Clip(torch.cat([frames[:p0], decoded[p0: p1 + 1], frames[p1 + 1:]]), out)
 
 
