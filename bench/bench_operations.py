@@ -89,7 +89,7 @@ def bench_loop(b: Bench, n: int) -> list[str]:
     ratios, plain, motion, all_ok = [], [], 0, 0
     for i, case in enumerate(prompt_set(n, seed=b.seed, kind="short")):
         ctx = b.context(case.prompt)
-        clip = ops.loop(b.engine(b.seed + i), ctx, b.negative, frames=17, width=64, height=64)
+        clip = ops.loop(b.engine(b.seed + i), ctx, b.negative, frames=16, width=64, height=64)
         frames = to_uint8(clip.frames)
         ratios.append(frame_diff(frames[-1], frames[0]) / max(consecutive_median(frames), 1e-6))
         result = score_clip(case.scene, frames)
@@ -99,7 +99,7 @@ def bench_loop(b: Bench, n: int) -> list[str]:
         plain.append(frame_diff(ref[-1], ref[0]) / max(consecutive_median(ref), 1e-6))
     within = sum(r <= 1.5 for r in ratios)
     return [
-        f"**Loop** ({n} held-out prompts, 17 frames, from the prompt): seam / median consecutive difference "
+        f"**Loop** ({n} held-out prompts, a 16-frame period, from the prompt): seam / median consecutive difference "
         f"median **{statistics.median(ratios):.2f}** (plain text-to-video clips of the same prompts and seeds: "
         f"{statistics.median(plain):.2f}); seam within 1.5x on **{within}/{n}** loops (plain clips: "
         f"{sum(r <= 1.5 for r in plain)}/{n}). Evaluator on the loops: motion correct {motion / n:.0%}, all four "

@@ -184,20 +184,31 @@ class SoraLoopVideo(io.ComfyNode):
             node_id="SoraLoopVideo",
             display_name="Sora Seamless Loop",
             category=f"{CATEGORY}/operations",
-            description="A clip whose last frame leads back into its first, by wrap-around denoising (not a "
-            "cross-fade): from the prompt alone, or by regenerating the end of a given clip. From a prompt it works "
-            "with any model; from a clip, natively on models trained with clean conditioning frames (the bundled "
-            "sora-default), and on Wan 2.1 text-to-video weights with mode = replace.",
+            description="A clip that plays seamlessly on repeat, its last frame leading back into its first, by "
+            "wrap-around denoising (not a cross-fade): from the prompt alone, or by regenerating the end of a given "
+            "clip. From a prompt it works with any model; from a clip, natively on models trained with clean "
+            "conditioning frames (the bundled sora-default), and on Wan 2.1 text-to-video weights with mode = "
+            "replace.",
             inputs=[
                 *common_inputs(),
-                *size_inputs(),
+                io.Int.Input("width", default=64, min=16, max=4096, step=16, tooltip="Pixels; a multiple of 16."),
+                io.Int.Input("height", default=64, min=16, max=4096, step=16, tooltip="Pixels; a multiple of 16."),
+                io.Int.Input("length", default=16, min=4, max=1024, step=4,
+                             tooltip="Frames in one period of the loop; a multiple of 4 (the VAE codes frames in "
+                             "groups of 4). With a clip, its frames after the first are the period."),
                 io.Int.Input("regenerate_frames", default=8, min=4, max=1024, step=4,
                              tooltip="With a clip: how many of its last frames are regenerated to close the loop."),
                 *sampling_inputs(),
                 mode_input(),
                 *source_inputs("loop (leave both empty to loop from the prompt)"),
             ],
-            outputs=OUTPUTS,
+            outputs=[
+                io.Image.Output(display_name="frames", tooltip="One period of the loop (frames kept from an input "
+                                "clip are its own, unchanged); play it on repeat."),
+                io.Latent.Output(display_name="latent", tooltip="The loop closed by its first frame (one frame "
+                                 "more than the period, 4k+1), for further operations: extending it forward "
+                                 "continues the loop from its start."),
+            ],
         )
 
     @classmethod
@@ -207,7 +218,8 @@ class SoraLoopVideo(io.ComfyNode):
         source = source_clip(e, video, latent) if video is not None or latent is not None else None
         clip = ops.loop(e, *contexts(positive, negative), frames=length, width=width, height=height, clip=source,
                         regenerate_frames=regenerate_frames)
-        return finish(e, clip)
+        closed = e.latent_of(ops.close_loop(clip))
+        return finish(e, ops.Clip(clip.frames, closed))
 
 
 class SoraBlendVideos(io.ComfyNode):

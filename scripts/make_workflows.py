@@ -152,7 +152,7 @@ def operation_workflows(sampling: dict[str, object]) -> dict[str, list[Node]]:
         ],
         "sora_loop": [
             loader, *prompts(2, "a green triangle moves to the left"),
-            Node(4, "SoraLoopVideo", {**size, "regenerate_frames": 8, **op_sampling}, links),
+            Node(4, "SoraLoopVideo", {**size, "length": 16, "regenerate_frames": 8, **op_sampling}, links),
             *save_tail(5, (4, 0), "sora/loop"),
         ],
         "sora_blend_videos": [

@@ -262,29 +262,53 @@ def extend(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip,
     return Clip(frames, None)
 
 
-def loop(engine: Engine, context: Tensor, negative: Tensor | None, *, frames: int = 17, width: int = 64,
+def loop(engine: Engine, context: Tensor, negative: Tensor | None, *, frames: int = 16, width: int = 64,
          height: int = 64, clip: Clip | None = None, regenerate_frames: int = 8) -> Clip:
-    """A clip whose last frame leads into its first, by wrap-around denoising (no cross-fade).
+    """A clip that plays seamlessly on repeat: its last frame leads into its first, by wrap-around
+    denoising (no cross-fade). The result is one period of ``frames`` frames, a multiple of 4.
 
-    From a prompt: the whole clip is generated circularly. From ``clip``: its last ``regenerate_frames``
-    frames are generated anew so that they lead back into its start; the other frames are kept.
+    The causal VAE codes a clip's first frame alone and the rest in 4-frame groups, so a period is made
+    of groups only: they are denoised circularly (each step shows the DiT another rotation of them, so
+    the last group is a neighbour of the first like any two groups), then decoded after a lead-in frame
+    equal to the period's last frame, which is what precedes the first group when the loop repeats.
+    From ``clip`` (4k+1 frames): its frames after the first are the period; its last
+    ``regenerate_frames`` frames are generated anew so that they lead back into its start, and the
+    others are kept.
     """
     if clip is None:
-        shape = _shape(engine, frames, width, height)
-        latent = engine.sample(shape, context, negative, circular=True)
-        return Clip(engine.decode(latent), latent)
-    latent = engine.latent_of(clip)
-    regen = _groups(regenerate_frames, "regenerate_frames")
-    if regen >= latent.shape[2]:
-        raise InputError(f"regenerate_frames={regenerate_frames}: the clip has only "
-                         f"{engine.vae.pixel_frames(latent.shape[2])} frames; regenerate fewer")
-    mask = torch.arange(latent.shape[2]) < latent.shape[2] - regen
-    out = engine.sample(tuple(latent.shape), context, negative, known=latent, mask=mask, circular=True)
-    decoded = engine.decode(out)
-    keep = engine.vae.pixel_frames(latent.shape[2] - regen)
-    if clip.frames is not None:
-        decoded = torch.cat([clip.frames[:keep], decoded[keep:]])
-    return Clip(decoded, out)
+        groups = _groups(frames, "frames")
+        shape = _shape(engine, TEMPORAL * groups + 1, width, height)
+        period = engine.sample((*shape[:2], groups, *shape[3:]), context, negative, circular=True)
+    else:
+        latent = engine.latent_of(clip)
+        regen = _groups(regenerate_frames, "regenerate_frames")
+        if regen >= latent.shape[2] - 1:
+            raise InputError(f"regenerate_frames={regenerate_frames}: the clip has only "
+                             f"{engine.vae.pixel_frames(latent.shape[2])} frames; regenerate fewer")
+        known = latent[:, :, 1:]
+        mask = torch.arange(known.shape[2]) < known.shape[2] - regen
+        period = engine.sample(tuple(known.shape), context, negative, known=known, mask=mask, circular=True)
+    decoded = _decode_period(engine, period)
+    if clip is not None and clip.frames is not None:  # the input's own frames, bit for bit
+        keep = TEMPORAL * (period.shape[2] - regen)
+        decoded = torch.cat([clip.frames[1: keep + 1], decoded[keep:]])
+    return Clip(decoded)
+
+
+def close_loop(clip: Clip) -> Clip:
+    """A loop's period followed by its first frame again (4k+1 frames, what the VAE and the other
+    operations take): extending it forward continues the loop from its start."""
+    if clip.frames is None:
+        raise InputError("close_loop: give the loop's frames")
+    return Clip(torch.cat([clip.frames, clip.frames[:1]]))
+
+
+def _decode_period(engine: Engine, groups: Tensor) -> Tensor:
+    """Frames of a loop's group latents, decoded after a lead-in of the period's own last frame (a first
+    decode, after a neutral lead-in, tells what that frame is)."""
+    neutral = torch.zeros_like(groups[:, :, :1])
+    last = engine.decode(torch.cat([neutral, groups], dim=2))[-1:]
+    return engine.decode(torch.cat([engine.encode(last), groups], dim=2))[1:]
 
 
 def blend(engine: Engine, context: Tensor, negative: Tensor | None, first: Clip, second: Clip, *,

@@ -120,11 +120,36 @@ def test_loop_from_a_clip_keeps_its_start_and_regenerates_its_end(nets) -> None:
     e = engine(nets)
     source = clip(13)
     out = ops.loop(e, text(0), None, clip=source, regenerate_frames=4)
-    assert out.frames.shape[0] == 13
-    assert torch.equal(out.frames[:9], source.frames[:9])
-    assert not torch.equal(out.frames[9:], source.frames[9:])
-    prompt_loop = ops.loop(e, text(0), None, frames=9, width=W, height=H)
-    assert prompt_loop.frames.shape == (9, H, W, 3)
+    assert out.frames.shape[0] == 12  # the period: the clip's frames after its first
+    assert torch.equal(out.frames[:8], source.frames[1:9])
+    assert not torch.equal(out.frames[8:], source.frames[9:])
+    with pytest.raises(InputError, match="regenerate fewer"):
+        ops.loop(e, text(0), None, clip=source, regenerate_frames=12)
+
+
+def test_loop_from_a_prompt_is_a_period_of_groups_decoded_after_its_own_last_frame(nets, monkeypatch) -> None:
+    e = engine(nets)
+    sampled = []
+    real_sample = e.sample
+
+    def spy(shape, *args, **kwargs):
+        out = real_sample(shape, *args, **kwargs)
+        sampled.append((shape, kwargs, out))
+        return out
+
+    monkeypatch.setattr(e, "sample", spy)
+    loop = ops.loop(e, text(0), None, frames=8, width=W, height=H)
+    assert loop.frames.shape == (8, H, W, 3)
+    (shape, kwargs, groups), = sampled
+    assert shape[2] == 2 and kwargs["circular"]  # two 4-frame groups, no first-frame latent to rotate
+    # The period is decoded after a lead-in of its own last frame (found by a first, neutral decode):
+    # what precedes the first group when a player repeats the loop.
+    last = e.decode(torch.cat([torch.zeros_like(groups[:, :, :1]), groups], dim=2))[-1:]
+    assert torch.equal(loop.frames, e.decode(torch.cat([e.encode(last), groups], dim=2))[1:])
+    closed = ops.close_loop(loop)
+    assert closed.frames.shape[0] == 9 and torch.equal(closed.frames[-1], loop.frames[0])
+    with pytest.raises(InputError, match="multiple of 4"):
+        ops.loop(e, text(0), None, frames=9, width=W, height=H)
 
 
 def test_blend_joins_two_clips_with_a_generated_transition(nets) -> None:

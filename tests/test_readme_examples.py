@@ -17,6 +17,7 @@ def test_operations_example_runs_and_extends_the_loop(tmp_path, monkeypatch) -> 
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
-    assert scope["clip"].frames.shape == (17, 64, 64, 3)
+    assert scope["clip"].frames.shape == (16, 64, 64, 3)
     assert scope["longer"].frames.shape == (17 + 3 * 12, 64, 64, 3)
-    assert (scope["longer"].frames[:17] == scope["clip"].frames).all()
+    assert (scope["longer"].frames[:16] == scope["clip"].frames).all()
+    assert (scope["longer"].frames[16] == scope["clip"].frames[0]).all()  # closed: the loop starts again

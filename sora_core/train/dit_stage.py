@@ -6,10 +6,11 @@
   empty prompt so classifier-free guidance works.
 - Noise level: sigma from a logit-normal shifted like the sampling schedule (shift 3): mid and high
   noise, where layout and motion are decided, get most of the steps.
-- Conditioning frames: in half of the samples some latent frames (first, last, both, or a random
-  span) are given clean with timestep 0 and left out of the loss; the model thereby learns the
-  per-frame conditioning the temporal operations (image-to-video, extend, loop) use.
-- Mid-clip windows: half of the 33-frame samples are cut to 5 latent frames starting at a later
+- Conditioning frames: in half of the samples some latent frames (first, last, both, a run at the
+  start or the end, or a random span) are given clean with timestep 0 and left out of the loss; the
+  model thereby learns the per-frame conditioning the temporal operations (image-to-video, extend,
+  loop) use.
+- Mid-clip windows: 70% of the 33-frame samples are cut to 5 latent frames starting at a later
   latent frame, so the model also sees windows whose first latent frame is a 4-frame group, which is
   what extending a clip forward hands it.
 - An exponential moving average of the weights is what gets exported.
@@ -92,17 +93,26 @@ def sample_sigmas(gen: torch.Generator, n: int) -> Tensor:
 
 
 def condition_mask(rng, frames: int) -> Tensor:
-    """Which latent frames are given clean (True): none, first, last, first+last, or a random span."""
+    """Which latent frames are given clean (True).
+
+    Half the samples get none (text-to-video). The rest follow the operations: the first frame
+    (image-to-video), the last, both (keyframes, blend), a run of first frames (extending forward), a
+    run of last frames (extending backward) or a random span (re-cut).
+    """
     mask = torch.zeros(frames, dtype=torch.bool)
     kind = rng.random()
     if kind < 0.5 or frames < 2:
         return mask
-    if kind < 0.7:
+    if kind < 0.62:
         mask[0] = True
-    elif kind < 0.8:
+    elif kind < 0.66:
         mask[-1] = True
-    elif kind < 0.9:
+    elif kind < 0.71:
         mask[0] = mask[-1] = True
+    elif kind < 0.83:
+        mask[: rng.randint(1, frames - 1)] = True
+    elif kind < 0.91:
+        mask[-rng.randint(1, frames - 1):] = True
     else:
         start = rng.randrange(frames - 1)
         mask[start:start + rng.randint(1, max(1, frames // 2))] = True
@@ -110,8 +120,8 @@ def condition_mask(rng, frames: int) -> Tensor:
 
 
 def mid_clip_window(rng, x0: Tensor, frames: int = 5) -> Tensor:
-    """Half the time, for clips longer than 2 windows: ``frames`` latent frames from a later start."""
-    if x0.shape[2] < 2 * frames - 1 or rng.random() < 0.5:
+    """70% of the time, for clips longer than 2 windows: ``frames`` latent frames from a later start."""
+    if x0.shape[2] < 2 * frames - 1 or rng.random() < 0.3:
         return x0
     start = rng.randrange(1, x0.shape[2] - frames + 1)
     return x0[:, :, start:start + frames]

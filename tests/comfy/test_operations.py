@@ -17,7 +17,7 @@ API = ROOT / "workflows" / "api"
 EXPECTED = {
     "sora_image_to_video": ("SoraImageToVideo", 17, 1),
     "sora_extend_video": ("SoraExtendVideo", 17 + 2 * 12 + 8, 2),  # forward twice, then backward once
-    "sora_loop": ("SoraLoopVideo", 17, 1),
+    "sora_loop": ("SoraLoopVideo", 16, 1),  # one period
     "sora_blend_videos": ("SoraBlendVideos", 17 + 11 + 17, 1),
     "sora_storyboard": ("SoraStoryboard", 33, 1),
     "sora_remix_video": ("SoraRemixVideo", 17, 1),
