@@ -112,3 +112,27 @@ def test_mid_clip_windows_start_at_a_later_latent_frame() -> None:
     assert starts == {0, 1, 2, 3, 4}  # unchanged clips start at 0; windows at 1..4
     short = torch.zeros(1, 1, 5, 1, 1)
     assert all(mid_clip_window(random.Random(i), short) is short for i in range(20))
+
+
+def test_decoder_loss_weighs_object_pixels_more() -> None:
+    from dataclasses import replace
+
+    from sora_core.train.decoder_stage import OBJECT_WEIGHT, object_pixels, weighted_pixel_loss
+    from sora_core.world.render import render, to_model_range
+
+    clips = clip_batch(0, 3, 2, [(64, 64, 9)])
+    objects = object_pixels(clips.scenes, clips.video)
+    assert objects.shape == (2, 1, 9, 64, 64)
+    assert 0 < objects.float().mean() < 0.5
+    # Every frame shows its object; a scene without objects has none.
+    assert objects.flatten(3, 4).any(-1).all()
+    bare = [replace(s, objects=()) for s in clips.scenes]
+    assert not object_pixels(bare, torch.stack([to_model_range(render(s)) for s in bare])).any()
+    # Off by the same amount, an object pixel costs 1 + OBJECT_WEIGHT times a background pixel.
+    video = clips.video
+    (b, _, t, y, x), (b2, _, t2, y2, x2) = objects.nonzero()[0].tolist(), (~objects).nonzero()[0].tolist()
+    on_object, on_background = video.clone(), video.clone()
+    on_object[b, :, t, y, x] += 0.5
+    on_background[b2, :, t2, y2, x2] += 0.5
+    ratio = weighted_pixel_loss(on_object, video, objects) / weighted_pixel_loss(on_background, video, objects)
+    assert ratio.item() == pytest.approx(1 + OBJECT_WEIGHT, rel=1e-4)
