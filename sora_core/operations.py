@@ -221,8 +221,10 @@ def extend(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip,
     each time by ``new_frames`` frames conditioned on ``overlap_frames`` frames of the clip.
 
     Forward works on latents: the clip's last latent frames are known, new ones are appended, and the
-    clip's own frames stay as they were. Backward generates frames that lead into the clip's first
-    frames (known at the end of the window, coded as groups) and puts them before the original frames.
+    clip's own frames stay as they were; the new frames are decoded after the clip's last frames, not
+    with the whole clip (past the 33 frames it was trained on, the VAE's colours drift). Backward
+    generates frames that lead into the clip's first frames (known at the end of the window, coded as
+    groups) and puts them before the original frames.
     """
     if direction not in ("forward", "backward"):
         raise InputError(f"direction={direction!r}; use 'forward' or 'backward'")
@@ -230,7 +232,7 @@ def extend(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip,
         raise InputError(f"times={times}; use at least 1")
     overlap = _groups(overlap_frames, "overlap_frames")
     new = _groups(new_frames, "new_frames")
-    frames = engine.frames_of(clip) if direction == "backward" or clip.frames is not None else None
+    frames = engine.frames_of(clip)
     if direction == "forward":
         latent = engine.latent_of(clip)
         if latent.shape[2] <= overlap:
@@ -242,10 +244,8 @@ def extend(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip,
             mask = torch.arange(window.shape[2]) < overlap
             out = engine.sample(tuple(window.shape), context, negative, known=window, mask=mask)
             latent = torch.cat([latent, out[:, :, overlap:]], dim=2)
-        decoded = engine.decode(latent)
-        if frames is not None:  # the input's own frames, bit for bit
-            decoded = torch.cat([frames, decoded[frames.shape[0]:]])
-        return Clip(decoded, latent)
+            frames = torch.cat([frames, _decode_after(engine, frames, out[:, :, overlap:])])
+        return Clip(frames, latent)
     check_frames(frames.shape[0], "video")
     if frames.shape[0] < TEMPORAL * overlap + 1:
         raise InputError(f"overlap_frames={overlap_frames}: the clip has only {frames.shape[0]} frames; "
@@ -308,7 +308,14 @@ def _decode_period(engine: Engine, groups: Tensor) -> Tensor:
     decode, after a neutral lead-in, tells what that frame is)."""
     neutral = torch.zeros_like(groups[:, :, :1])
     last = engine.decode(torch.cat([neutral, groups], dim=2))[-1:]
-    return engine.decode(torch.cat([engine.encode(last), groups], dim=2))[1:]
+    return _decode_after(engine, last, groups, context_groups=0)
+
+
+def _decode_after(engine: Engine, frames: Tensor, groups: Tensor, context_groups: int = 2) -> Tensor:
+    """The frames of group latents that continue ``frames``, decoded after its last ``4 * context_groups + 1``
+    frames (re-encoded): a short window, whatever the length of the clip they continue."""
+    lead = frames[-(TEMPORAL * context_groups + 1):]
+    return engine.decode(torch.cat([engine.encode(lead), groups], dim=2))[lead.shape[0]:]
 
 
 def blend(engine: Engine, context: Tensor, negative: Tensor | None, first: Clip, second: Clip, *,

@@ -70,6 +70,10 @@ def test_extend_forward_appends_and_keeps_the_clip_bit_exact(nets, mode) -> None
     assert torch.equal(out.frames[:9], source.frames)
     assert torch.equal(out.latent[:, :, :3], source_latent)
     assert e.passes == 2  # one sampling pass per extension, each with its own seed
+    # Each extension's frames are decoded after the 9 frames they continue (re-encoded), not with the
+    # whole clip: the VAE decodes a short window however long the clip grows.
+    lead = e.encode(out.frames[8:17])
+    assert torch.equal(out.frames[17:], e.decode(torch.cat([lead, out.latent[:, :, 5:]], dim=2))[9:])
 
 
 def test_extend_backward_puts_new_frames_before_the_unchanged_clip(nets) -> None:
