@@ -54,11 +54,13 @@ def source_inputs(what: str) -> list:
     ]
 
 
-def size_inputs(length: int = 17) -> list:
+def size_inputs(length: Any = None) -> list:
+    """width, height and length inputs; ``length`` replaces the default 4k+1 frame count input."""
     return [
         io.Int.Input("width", default=64, min=16, max=4096, step=16, tooltip="Pixels; a multiple of 16."),
         io.Int.Input("height", default=64, min=16, max=4096, step=16, tooltip="Pixels; a multiple of 16."),
-        io.Int.Input("length", default=length, min=1, max=1025, step=4, tooltip="Frames; 4k+1 (17, 33, 81 ...)."),
+        length or io.Int.Input("length", default=17, min=1, max=1025, step=4,
+                               tooltip="Frames; 4k+1 (17, 33, 81 ...)."),
     ]
 
 
@@ -90,8 +92,10 @@ def source_clip(e: ops.Engine, video: torch.Tensor | None, latent: dict | None, 
     return ops.Clip(latent=e.vae.normalize_latent(samples.float().cpu()))
 
 
-def finish(e: ops.Engine, clip: ops.Clip) -> io.NodeOutput:
-    latent = clip.latent if clip.latent is not None else e.encode(clip.frames)
+def finish(e: ops.Engine, clip: ops.Clip, latent: torch.Tensor | None = None) -> io.NodeOutput:
+    """The clip's frames (IMAGE) and ``latent`` (LATENT; by default the clip's own)."""
+    if latent is None:
+        latent = clip.latent if clip.latent is not None else e.encode(clip.frames)
     raw = e.vae.denormalize_latent(latent)
     device = mm.intermediate_device()
     return io.NodeOutput(clip.frames.to(device), {"samples": raw.to(device)})
@@ -191,11 +195,10 @@ class SoraLoopVideo(io.ComfyNode):
             "replace.",
             inputs=[
                 *common_inputs(),
-                io.Int.Input("width", default=64, min=16, max=4096, step=16, tooltip="Pixels; a multiple of 16."),
-                io.Int.Input("height", default=64, min=16, max=4096, step=16, tooltip="Pixels; a multiple of 16."),
-                io.Int.Input("length", default=16, min=4, max=1024, step=4,
-                             tooltip="Frames in one period of the loop; a multiple of 4 (the VAE codes frames in "
-                             "groups of 4). With a clip, its frames after the first are the period."),
+                *size_inputs(io.Int.Input("length", default=16, min=4, max=1024, step=4,
+                                          tooltip="Frames in one period of the loop; a multiple of 4 (the VAE "
+                                          "codes frames in groups of 4). With a clip, its frames after the first "
+                                          "are the period.")),
                 io.Int.Input("regenerate_frames", default=8, min=4, max=1024, step=4,
                              tooltip="With a clip: how many of its last frames are regenerated to close the loop."),
                 *sampling_inputs(),
@@ -218,8 +221,7 @@ class SoraLoopVideo(io.ComfyNode):
         source = source_clip(e, video, latent) if video is not None or latent is not None else None
         clip = ops.loop(e, *contexts(positive, negative), frames=length, width=width, height=height, clip=source,
                         regenerate_frames=regenerate_frames)
-        closed = e.latent_of(ops.close_loop(clip))
-        return finish(e, ops.Clip(clip.frames, closed))
+        return finish(e, clip, latent=e.latent_of(ops.close_loop(clip)))
 
 
 class SoraBlendVideos(io.ComfyNode):
