@@ -104,6 +104,12 @@ class Engine:
     def decode(self, latent: Tensor) -> Tensor:
         return video_tensor_to_frames(self.vae.decode(latent.to(self.vae.dtype)))
 
+    @torch.inference_mode()
+    def decode_loop(self, groups: Tensor) -> Tensor:
+        """Frames of one loop period (latent frames that are all 4-frame groups), decoded with time
+        wrapped around: the last frame leads into the first as if the period had played many times."""
+        return video_tensor_to_frames(self.vae.decode_periodic(groups.to(self.vae.dtype)))
+
     def latent_of(self, clip: Clip) -> Tensor:
         if clip.latent is None:
             check_frames(clip.frames.shape[0], "video")
@@ -269,8 +275,8 @@ def loop(engine: Engine, context: Tensor, negative: Tensor | None, *, frames: in
 
     The causal VAE codes a clip's first frame alone and the rest in 4-frame groups, so a period is made
     of groups only: they are denoised circularly (each step shows the DiT another rotation of them, so
-    the last group is a neighbour of the first like any two groups), then decoded after a lead-in frame
-    equal to the period's last frame, which is what precedes the first group when the loop repeats.
+    the last group is a neighbour of the first like any two groups), then decoded with time wrapped
+    around (:meth:`Engine.decode_loop`), so the decoder too sees the first group follow the last.
     From ``clip`` (4k+1 frames): its frames after the first are the period; its last
     ``regenerate_frames`` frames are generated anew so that they lead back into its start, and the
     others are kept.
@@ -288,7 +294,7 @@ def loop(engine: Engine, context: Tensor, negative: Tensor | None, *, frames: in
         known = latent[:, :, 1:]
         mask = torch.arange(known.shape[2]) < known.shape[2] - regen
         period = engine.sample(tuple(known.shape), context, negative, known=known, mask=mask, circular=True)
-    decoded = _decode_period(engine, period)
+    decoded = engine.decode_loop(period)
     if clip is not None and clip.frames is not None:  # the input's own frames, bit for bit
         keep = TEMPORAL * (period.shape[2] - regen)
         decoded = torch.cat([clip.frames[1: keep + 1], decoded[keep:]])
@@ -301,14 +307,6 @@ def close_loop(clip: Clip) -> Clip:
     if clip.frames is None:
         raise InputError("close_loop: give the loop's frames")
     return Clip(torch.cat([clip.frames, clip.frames[:1]]))
-
-
-def _decode_period(engine: Engine, groups: Tensor) -> Tensor:
-    """Frames of a loop's group latents, decoded after a lead-in of the period's own last frame (a first
-    decode, after a neutral lead-in, tells what that frame is)."""
-    neutral = torch.zeros_like(groups[:, :, :1])
-    last = engine.decode(torch.cat([neutral, groups], dim=2))[-1:]
-    return _decode_after(engine, last, groups, context_groups=0)
 
 
 def _decode_after(engine: Engine, frames: Tensor, groups: Tensor, context_groups: int = 2) -> Tensor:

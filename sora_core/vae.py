@@ -6,6 +6,11 @@ processed in time chunks: each causal layer remembers the few past frames it sti
 per-call cache (:class:`StreamCache`), and the result does not depend on where the chunks are cut.
 That keeps the working memory of a decode flat however long the clip is.
 
+A loop is decoded with time wrapped around instead (:meth:`WanVAE.decode_periodic`): every causal
+layer takes its past from the end of the period itself (:class:`WrapAround`), which is exactly what
+the layers would see after the period had played many times over, so the last frame leads into the
+first like any two neighbours.
+
 The first frame is special: it is encoded on its own (the first latent frame describes exactly one
 pixel frame) and the temporal down/up-sampling layers pass it through unchanged.
 
@@ -31,8 +36,8 @@ from torch import Tensor, nn
 from .config import VAE_PRESETS, VAEConfig
 from .errors import InputError
 
-__all__ = ["WanVAE", "TileSpec", "StreamCache", "normalize_latent", "denormalize_latent", "CausalConv3d", "RMSNorm",
-           "ResidualBlock", "AttentionBlock", "Resample", "Encoder3d", "Decoder3d"]
+__all__ = ["WanVAE", "TileSpec", "StreamCache", "WrapAround", "normalize_latent", "denormalize_latent",
+           "CausalConv3d", "RMSNorm", "ResidualBlock", "AttentionBlock", "Resample", "Encoder3d", "Decoder3d"]
 
 Stats = Sequence[float] | Tensor
 
@@ -60,6 +65,14 @@ def denormalize_latent(latent: Tensor, mean: Stats, std: Stats) -> Tensor:
 StreamCache = dict[nn.Module, Any]
 
 
+class WrapAround(dict):
+    """Passed where a :data:`StreamCache` goes: every causal layer pads time with the last frames of
+    its own input (circular padding) and there is no special first frame. The input is one period of
+    a sequence that repeats forever, so the result is that sequence's steady state: the same as
+    decoding the period many times in a row and keeping the last repeat, without the slow start-up
+    transient of the causal layers (whose history reaches back dozens of frames)."""
+
+
 def _triple(v: int | tuple[int, int, int]) -> tuple[int, int, int]:
     return (v, v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
 
@@ -84,6 +97,9 @@ class CausalConv3d(nn.Conv3d):
         self.past_frames = 2 * pad_t  # frames of history each output frame needs
 
     def forward(self, x: Tensor, cache: StreamCache | None = None) -> Tensor:  # type: ignore[override]
+        if self.past_frames and isinstance(cache, WrapAround):
+            wrapped = torch.arange(-self.past_frames, 0, device=x.device) % x.shape[2]  # short periods repeat
+            return super().forward(torch.cat([x[:, :, wrapped], x], dim=2))
         if self.past_frames:
             past = cache.get(self) if cache is not None else None
             if past is None:
@@ -199,7 +215,7 @@ class Resample(nn.Module):
         return x
 
     def _double_frames(self, x: Tensor, cache: StreamCache | None) -> Tensor:
-        first = cache is None or self not in cache
+        first = cache is None or (self not in cache and not isinstance(cache, WrapAround))
         if cache is not None:
             cache[self] = True  # frame 0 has been seen
         head, rest = (x[:, :, :1], x[:, :, 1:]) if first else (None, x)
@@ -211,6 +227,8 @@ class Resample(nn.Module):
         return y if head is None else torch.cat([head, y], dim=2)
 
     def _halve_frames(self, x: Tensor, cache: StreamCache | None) -> Tensor:
+        if isinstance(cache, WrapAround):
+            raise NotImplementedError("wrap-around encoding is not supported (only decoding a period)")
         pending = cache.get(self) if cache is not None else None
         head = x[:, :, :1] if pending is None else None  # frame 0 passes through ...
         buf = x if pending is None else torch.cat([pending, x], dim=2)  # ... and starts the first window
@@ -512,6 +530,14 @@ class WanVAE(nn.Module):
         """Like :meth:`decode` but takes the raw (un-normalised) latent, as diffusers' ``decode``."""
         return self._decode_into(z, chunk_frames, tile, normalized=False)
 
+    @torch.no_grad()
+    def decode_periodic(self, latent: Tensor, tile: TileArg = None) -> Tensor:
+        """One period of an endless loop: normalised latent [B, z, k, h, w] whose every frame is a 4-frame
+        group -> video [B, 3, 4k, 8h, 8w] in [-1, 1], decoded with time wrapped around (:class:`WrapAround`),
+        so playing it on repeat has no seam. The whole period is decoded at once (no time chunks)."""
+        spec = self._prepare_decode(latent, latent.shape[2], tile)
+        return next(self._decode_chunks(latent, latent.shape[2], spec, normalized=True, periodic=True))
+
     def decode_iter(self, latent: Tensor, chunk_frames: int = 1, tile: TileArg = None
                     ) -> Iterator[Tensor]:
         """Decode a normalised latent as a stream of pixel-frame chunks [B, 3, n, 8h, 8w].
@@ -546,13 +572,13 @@ class WanVAE(nn.Module):
         return out
 
     @torch.no_grad()
-    def _decode_chunks(self, latent: Tensor, chunk_frames: int, spec: TileSpec | None, normalized: bool
-                       ) -> Iterator[Tensor]:
+    def _decode_chunks(self, latent: Tensor, chunk_frames: int, spec: TileSpec | None, normalized: bool,
+                       periodic: bool = False) -> Iterator[Tensor]:
         dtype, device = self.dtype, self.device
         b, _, t, h, w = latent.shape
         sf = self.config.spatial_factor
         tiles = _tile_plan(h, w, sf, spec, device, dtype)
-        caches: list[StreamCache] = [{} for _ in tiles]
+        caches: list[StreamCache] = [WrapAround() if periodic else {} for _ in tiles]
         for start in range(0, t, chunk_frames):
             z = latent[:, :, start:start + chunk_frames].to(device=device)
             z = (self.denormalize_latent(z.float()) if normalized else z).to(dtype)

@@ -116,6 +116,20 @@ def test_decode_iter_streams_the_same_frames(model):
     assert (torch.cat(chunks, dim=2) - full).abs().max() < 1e-5
 
 
+def test_periodic_decode_is_the_steady_state_of_the_period_repeated(model):
+    """Wrap-around decoding gives what a causal decode gives once a period has repeated longer than the
+    decoder's memory (about 38 latent frames of causal convolutions): the loop's seam is decoded like any
+    other pair of neighbouring frames."""
+    period = latent(1, 2, 4, 4, seed=9)
+    repeats = 25  # 50 latent frames of the period after the first frame: past the decoder's history
+    long = model.decode(torch.cat([latent(1, 1, 4, 4, seed=10), period.repeat(1, 1, repeats, 1, 1)], dim=2))
+    looped = model.decode_periodic(period)
+    assert looped.shape == (1, 3, 8, 32, 32)
+    assert (looped - long[:, :, -8:]).abs().max() < 1e-4
+    assert (looped - long[:, :, 1:9]).abs().max() > 1e-2  # the first repeat is still in the start-up transient
+    assert torch.equal(model.decode_periodic(period, tile=(4, 4, 2)), looped)  # one tile: the same decode
+
+
 def test_normalisation_round_trip(reference):
     cfg = dataclasses.replace(CFG, latents_mean=(0.5, -1.0, 2.0, 0.1), latents_std=(2.0, 0.5, 1.5, 3.0))
     model = load_from(reference, cfg)
