@@ -136,3 +136,16 @@ def test_decoder_loss_weighs_object_pixels_more() -> None:
     on_background[b2, :, t2, y2, x2] += 0.5
     ratio = weighted_pixel_loss(on_object, video, objects) / weighted_pixel_loss(on_background, video, objects)
     assert ratio.item() == pytest.approx(1 + OBJECT_WEIGHT, rel=1e-4)
+
+
+def test_a_continued_run_keeps_the_checkpoints_latent_normalisation(tmp_path) -> None:
+    from sora_core.train.__main__ import run_latent_stats
+
+    def measure_fails():
+        raise AssertionError("a continued run with a frozen VAE must not re-measure the latent statistics")
+
+    kept = run_latent_stats(tmp_path / "a.json", [[0.5, -1.0], [2.0, 3.0]], measure_fails)
+    assert kept == ([0.5, -1.0], [2.0, 3.0])
+    assert run_latent_stats(tmp_path / "a.json", None, measure_fails) == kept  # fixed once, then read back
+    measured = run_latent_stats(tmp_path / "b.json", None, lambda: ([1.0], [4.0]))
+    assert measured == ([1.0], [4.0])

@@ -48,22 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     from .vae_stage import latent_stats, train_vae
 
     args.run.mkdir(parents=True, exist_ok=True)
-    init_vae = init_dit = None
+    init_vae = init_dit = init_stats = None
     if args.init_from:
         from ..loading import load_dit, load_vae
 
-        init_vae = load_vae(args.init_from).state_dict()
+        loaded = load_vae(args.init_from)
+        init_vae, init_stats = loaded.state_dict(), [list(loaded.config.latents_mean), list(loaded.config.latents_std)]
         init_dit = load_dit(args.init_from).state_dict()
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
                     init=init_vae)
     t_vae = time.perf_counter() - t0
-    stats_path = args.run / "latent_stats.json"
-    if stats_path.exists():
-        mean, std = json.loads(stats_path.read_text())
-    else:
-        mean, std = latent_stats(vae, args.seed)
-        stats_path.write_text(json.dumps([mean, std]))
+    mean, std = run_latent_stats(args.run / "latent_stats.json", init_stats if args.vae_steps == 0 else None,
+                                 lambda: latent_stats(vae, args.seed))
     vae = with_latent_stats(vae, mean, std).requires_grad_(False)
     if args.decoder_only:
         from .decoder_stage import train_decoder
@@ -94,6 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         export_default(args.out, ema, vae, text, timing)
         print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)")
     return 0
+
+
+def run_latent_stats(path: Path, init_stats: list | None, measure) -> tuple[list, list]:
+    """The latent normalisation of a run, fixed once and kept in ``path``: a continued run whose VAE is not
+    trained keeps its checkpoint's (``init_stats``: measuring again would rescale the latents the DiT
+    learned on); otherwise it is measured on the run's VAE (``measure()``)."""
+    if path.exists():
+        mean, std = json.loads(path.read_text())
+    else:
+        mean, std = init_stats if init_stats is not None else measure()
+        path.write_text(json.dumps([list(mean), list(std)]))
+    return list(mean), list(std)
 
 
 if __name__ == "__main__":
