@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_latent_stats(path: Path, init_stats: list | None, measure) -> tuple[list, list]:
+def run_latent_stats(path: Path, init_stats: Sequence[Sequence[float]] | None,
+                     measure: Callable[[], tuple[list, list]]) -> tuple[list, list]:
     """The latent normalisation of a run, fixed once and kept in ``path``: a continued run whose VAE is not
     trained keeps its checkpoint's (``init_stats``: measuring again would rescale the latents the DiT
     learned on); otherwise it is measured on the run's VAE (``measure()``)."""
