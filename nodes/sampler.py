@@ -62,10 +62,11 @@ def sampling_inputs() -> list:
         io.Int.Input("steps", default=20, min=1, max=1000,
                      tooltip="Sampling steps; Wan 2.1 uses 30-50, the bundled model about 8-20."),
         io.Float.Input("cfg", default=5.0, min=1.0, max=30.0, step=0.1, round=0.01,
-                       tooltip="Classifier-free guidance; 1 disables the negative prompt (twice as fast)."),
+                       tooltip="Classifier-free guidance; 1 disables the negative prompt (twice as fast). "
+                       "Wan 2.1: 5; the bundled model: 3 (its workflows set it)."),
         io.Float.Input("shift", default=5.0, min=0.1, max=50.0, step=0.1, round=0.01,
                        tooltip="Sigma schedule shift; higher spends more steps at high noise "
-                       "(Wan: 5 for text-to-video, 3 at 480p image-to-video)."),
+                       "(Wan: 5 for text-to-video, 3 at 480p image-to-video; the bundled model: 3)."),
         io.Combo.Input("sampler", options=sorted(sampling.SAMPLERS), default="unipc",
                        tooltip="unipc (Wan's default, good in few steps) or euler."),
     ]

@@ -17,7 +17,7 @@ from sora_core.loading.vae_keys import (
     looks_like_wan_vae,
     vae_state_dict_from_diffusers,
 )
-from sora_core.vae import TileSpec, WanVAE
+from sora_core.vae import TileSpec, WanVAE, WrapAround
 from tests.conftest import randomize_, rel_err
 
 diffusers = pytest.importorskip("diffusers")
@@ -128,6 +128,22 @@ def test_periodic_decode_is_the_steady_state_of_the_period_repeated(model):
     assert (looped - long[:, :, -8:]).abs().max() < 1e-4
     assert (looped - long[:, :, 1:9]).abs().max() > 1e-2  # the first repeat is still in the start-up transient
     assert torch.equal(model.decode_periodic(period, tile=(4, 4, 2)), looped)  # one tile: the same decode
+
+
+def test_tiled_periodic_decode_is_the_tiled_steady_state(model):
+    """With several tiles each tile is decoded wrapped around on its own and blended like a tiled causal
+    decode, so the loop is still the steady state of that decode with the period repeated."""
+    period = latent(1, 2, 4, 6, seed=11)
+    tile = (4, 4, 2)  # two tiles across the width
+    long = model.decode(torch.cat([latent(1, 1, 4, 6, seed=12), period.repeat(1, 1, 25, 1, 1)], dim=2), tile=tile)
+    looped = model.decode_periodic(period, tile=tile)
+    assert (looped - long[:, :, -8:]).abs().max() < 1e-4
+    assert (looped - model.decode_periodic(period)).abs().max() > 1e-3  # the tiles did differ from one decode
+
+
+def test_wrap_around_is_refused_for_encoding(model):
+    with pytest.raises(NotImplementedError, match="wrap-around encoding"):
+        model.encoder(torch.zeros(1, 3, 9, 32, 32), WrapAround())
 
 
 def test_normalisation_round_trip(reference):
