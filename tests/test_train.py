@@ -93,7 +93,8 @@ def test_tiny_end_to_end_run_resumes_and_exports_a_loadable_model(tmp_path, monk
     vae = with_latent_stats(vae, mean, std)
     pool = dit_stage.build_pool(vae, seed=0, clips_per_bucket=4, batch=4)
     text = MiniLMTextEncoder()
-    _, ema = dit_stage.train_dit(run, pool, text, steps=2, batch=2, config=TINY_DIT)
+    assert pool.objects is not None and pool.objects[(64, 64, 9)].shape == (4, 3, 8, 8)
+    _, ema = dit_stage.train_dit(run, pool, text, steps=2, batch=2, config=TINY_DIT, object_weight=4.0)
     path = export_default(tmp_path / "default.safetensors", ema, vae, text, {"steps": 2})
     assert path.stat().st_size < 2**20  # MiniLM's weights are not copied in
     models = load_models(path)
@@ -102,22 +103,70 @@ def test_tiny_end_to_end_run_resumes_and_exports_a_loadable_model(tmp_path, monk
     assert clip.frames.shape == (9, 64, 64, 3)
 
 
+def test_flow_loss_weighs_object_cells_per_frame() -> None:
+    torch.manual_seed(0)
+    dit = WanDiT(TINY_DIT)
+    x0, noise = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 16, 2, 4, 4)
+    ctx, sigma, known = torch.randn(1, 80, 384), torch.tensor([0.7]), torch.zeros(1, 2, dtype=torch.bool)
+    plain = dit_stage.flow_loss(dit, x0, ctx, sigma, noise, known)
+    assert torch.allclose(dit_stage.flow_loss(dit, x0, ctx, sigma, noise, known, torch.ones(1, 2, 4, 4)), plain)
+    # The same loss by hand: squared velocity error per cell, each frame a weighted mean, frames averaged.
+    with torch.no_grad():
+        t = torch.full((1, 2), 700.0)
+        err = (dit((1 - 0.7) * x0 + 0.7 * noise, t, ctx) - (noise - x0)).square().mean(dim=1)[0]  # [T, h, w]
+    weight = torch.ones(2, 4, 4)
+    weight[0, 1, 2] = weight[1, 3, 0] = 5.0
+    by_hand = ((err * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2))).mean()
+    got = dit_stage.flow_loss(dit, x0, ctx, sigma, noise, known, weight[None])
+    assert got.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert abs(got.item() - plain.item()) > 1e-4
+
+
+def test_pool_keeps_the_latent_cells_that_show_an_object(tmp_path) -> None:
+    from sora_core.train.data import object_pixels
+
+    clips = clip_batch(0, 5, 3, [(64, 64, 9)])
+    pixels = object_pixels(clips.scenes, clips.video)
+    cells = dit_stage.latent_cells(pixels, temporal=4, spatial=8)
+    assert cells.shape == (3, 3, 8, 8) and cells.dtype == torch.bool
+    # A cell is set exactly when an object pixel lies in its 8x8 block of its frame group.
+    for b, t, y, x in [(0, 0, 3, 4), (1, 2, 7, 7), (2, 1, 0, 5)]:
+        frames = slice(0, 1) if t == 0 else slice(4 * t - 3, 4 * t + 1)
+        block = pixels[b, 0, frames, 8 * y:8 * y + 8, 8 * x:8 * x + 8]
+        assert bool(cells[b, t, y, x]) == bool(block.any())
+    assert cells.flatten(2).any(-1).all()  # every frame group shows its object
+    assert 0 < cells.float().mean() < 0.6  # ... on part of the frame
+
+    pool = dit_stage.LatentPool({(64, 64, 9): torch.randn(3, 16, 3, 8, 8)}, {(64, 64, 9): clips.captions},
+                                {(64, 64, 9): cells})
+    dit_stage.save_pool(pool, tmp_path / "pool.safetensors")
+    back = dit_stage.load_pool(tmp_path / "pool.safetensors")
+    assert torch.equal(back.objects[(64, 64, 9)], cells) and torch.equal(back.latents[(64, 64, 9)],
+                                                                       pool.latents[(64, 64, 9)])
+    # A pool saved without its object cells cannot train with an object weight, and says how to fix it.
+    old = dit_stage.LatentPool(pool.latents, pool.captions)
+    dit_stage.save_pool(old, tmp_path / "old.safetensors")
+    old = dit_stage.load_pool(tmp_path / "old.safetensors")
+    assert old.objects is None
+    with pytest.raises(ValueError, match="delete the run's latent_pool.safetensors"):
+        dit_stage.train_dit(tmp_path / "run", old, None, steps=1, config=TINY_DIT, object_weight=4.0)
+
+
 def test_mid_clip_windows_start_at_a_later_latent_frame() -> None:
     import random
 
     from sora_core.train.dit_stage import mid_clip_window
 
-    x = torch.arange(9.0).view(1, 1, 9, 1, 1)
-    starts = {int(mid_clip_window(random.Random(i), x)[0, 0, 0, 0, 0]) for i in range(200)}
-    assert starts == {0, 1, 2, 3, 4}  # unchanged clips start at 0; windows at 1..4
-    short = torch.zeros(1, 1, 5, 1, 1)
-    assert all(mid_clip_window(random.Random(i), short) is short for i in range(20))
+    windows = {(w.start, w.stop) for w in (mid_clip_window(random.Random(i), 9) for i in range(200))}
+    assert windows == {(0, 9), *((s, s + 5) for s in range(1, 5))}  # whole clips; windows at 1..4
+    assert all(mid_clip_window(random.Random(i), 5) == slice(0, 5) for i in range(20))
 
 
 def test_decoder_loss_weighs_object_pixels_more() -> None:
     from dataclasses import replace
 
-    from sora_core.train.decoder_stage import OBJECT_WEIGHT, object_pixels, weighted_pixel_loss
+    from sora_core.train.data import object_pixels
+    from sora_core.train.decoder_stage import OBJECT_WEIGHT, weighted_pixel_loss
     from sora_core.world.render import render, to_model_range
 
     clips = clip_batch(0, 3, 2, [(64, 64, 9)])

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --decoder-only: steps of decoder fine-tuning (encoder frozen)")
     parser.add_argument("--decoder-only", action="store_true",
                         help="only fine-tune the decoder (can run beside the DiT stage: the latents do not change)")
+    parser.add_argument("--object-weight", type=float, default=1.0,
+                        help="DiT loss weight of the latent cells that show an object, relative to background "
+                        "cells (1: plain mean)")
     parser.add_argument("--pool", type=int, default=1500, help="encoded training clips per size/length bucket")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -77,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     t_pool = time.perf_counter() - t0 - t_vae
     text = MiniLMTextEncoder()
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, seed=args.seed,
-                       init=init_dit)
+                       init=init_dit, object_weight=args.object_weight)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
-              "threads": torch.get_num_threads(), "seed": args.seed}
+              "threads": torch.get_num_threads(), "seed": args.seed,
+              "object_weight": args.object_weight}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -57,3 +57,9 @@ def clip_batch(seed: int, step: int, batch: int, buckets: Sequence[tuple[int, in
 
         texts = [detailed_caption(s, rng) for s in scenes]
     return ClipBatch(video=video, scenes=scenes, captions=texts)
+
+
+def object_pixels(scenes: Sequence[Scene], video: Tensor) -> Tensor:
+    """[B, 1, T, H, W] bool: where ``video`` (in [-1, 1]) differs from its scene's bare background."""
+    bare = torch.stack([to_model_range(render(replace(s, objects=()))) for s in scenes])
+    return (video - bare).abs().amax(dim=1, keepdim=True) > 0.05

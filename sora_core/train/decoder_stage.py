@@ -9,27 +9,18 @@ fades costs the decoder as much as a background that is slightly off.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ..vae import WanVAE
-from ..world.render import render, to_model_range
-from ..world.scene import Scene
-from .data import VAE_BUCKETS, clip_batch
+from .data import VAE_BUCKETS, clip_batch, object_pixels
 from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
 LATENT_NOISE = 0.05  # relative to each channel's latent std
 OBJECT_WEIGHT = 4.0  # extra loss weight of the pixels where an object is drawn
-
-
-def object_pixels(scenes: list[Scene], video: Tensor) -> Tensor:
-    """[B, 1, T, H, W] bool: where ``video`` (in [-1, 1]) differs from its scene's bare background."""
-    bare = torch.stack([to_model_range(render(replace(s, objects=()))) for s in scenes])
-    return (video - bare).abs().amax(dim=1, keepdim=True) > 0.05
 
 
 def weighted_pixel_loss(out: Tensor, video: Tensor, objects: Tensor) -> Tensor:

@@ -13,6 +13,9 @@
 - Mid-clip windows: 70% of the 33-frame samples are cut to 5 latent frames starting at a later
   latent frame, so the model also sees windows whose first latent frame is a 4-frame group, which is
   what extending a clip forward hands it.
+- Object weight (``--object-weight``, off by default): the objects cover a few latent cells of a
+  mostly plain background, so an object that fades or changes colour costs the mean loss little; the
+  pool keeps which latent cells show an object, and their error can weigh more.
 - An exponential moving average of the weights is what gets exported.
 """
 
@@ -30,7 +33,7 @@ from torch import Tensor
 from ..config import DiTConfig
 from ..dit import WanDiT
 from ..vae import WanVAE
-from .data import DIT_BUCKETS, clip_batch, step_rng
+from .data import DIT_BUCKETS, clip_batch, object_pixels, step_rng
 from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
@@ -41,26 +44,42 @@ CAPTION_DROP = 0.1
 
 @dataclass
 class LatentPool:
-    """Encoded training clips grouped by bucket: latents [N, C, T, h, w] and their captions."""
+    """Encoded training clips grouped by bucket: latents [N, C, T, h, w], their captions and which latent
+    cells show an object ([N, T, h, w] bool; None in pools saved before they were kept)."""
 
     latents: dict[tuple[int, int, int], Tensor]
     captions: dict[tuple[int, int, int], list[str]]
+    objects: dict[tuple[int, int, int], Tensor] | None = None
+
+
+def latent_cells(pixels: Tensor, temporal: int, spatial: int) -> Tensor:
+    """[B, 1, T, H, W] bool pixel mask -> [B, T', H/s, W/s] bool: a latent cell is set when any of its pixels
+    is. Latent frame 0 is pixel frame 0 alone, each later one a group of ``temporal`` frames (causal VAE)."""
+    first, rest = pixels[:, :, :1], pixels[:, :, 1:]
+    b, _, t, h, w = rest.shape
+    groups = rest.view(b, 1, t // temporal, temporal, h, w).any(dim=3)
+    cells = torch.cat([first, groups], dim=2).float()
+    return F.max_pool3d(cells, (1, spatial, spatial)).squeeze(1) > 0
 
 
 @torch.no_grad()
 def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16) -> LatentPool:
     latents: dict = {}
     captions: dict = {}
+    objects: dict = {}
     for b, bucket in enumerate(dict.fromkeys(DIT_BUCKETS)):
-        chunks, texts = [], []
+        chunks, texts, cells = [], [], []
         for i in range(math.ceil(clips_per_bucket / batch)):
             clips = clip_batch(seed + 1000 * (b + 1), i, batch, [bucket])
             chunks.append(vae.encode(clips.video))
             texts += clips.captions
+            cells.append(latent_cells(object_pixels(clips.scenes, clips.video), vae.config.temporal_factor,
+                                      vae.config.spatial_factor))
         latents[bucket] = torch.cat(chunks)[:clips_per_bucket]
         captions[bucket] = texts[:clips_per_bucket]
+        objects[bucket] = torch.cat(cells)[:clips_per_bucket]
         print(f"pool: {bucket} {tuple(latents[bucket].shape)}", flush=True)
-    return LatentPool(latents, captions)
+    return LatentPool(latents, captions, objects)
 
 
 def save_pool(pool: LatentPool, path: Path) -> None:
@@ -69,6 +88,8 @@ def save_pool(pool: LatentPool, path: Path) -> None:
     from ..loading import write_safetensors
 
     tensors = {"x".join(map(str, k)): v.contiguous() for k, v in pool.latents.items()}
+    for k, v in (pool.objects or {}).items():
+        tensors["objects_" + "x".join(map(str, k))] = v.to(torch.uint8).contiguous()
     meta = {"captions": json.dumps({"x".join(map(str, k)): v for k, v in pool.captions.items()})}
     write_safetensors(path, tensors, meta)
 
@@ -84,7 +105,9 @@ def load_pool(path: Path) -> LatentPool:
     def key(name: str) -> tuple[int, int, int]:
         return tuple(int(v) for v in name.split("x"))  # type: ignore[return-value]
 
-    return LatentPool({key(k): v for k, v in tensors.items()}, {key(k): v for k, v in caps.items()})
+    objects = {key(k.removeprefix("objects_")): v.bool() for k, v in tensors.items() if k.startswith("objects_")}
+    latents = {key(k): v for k, v in tensors.items() if not k.startswith("objects_")}
+    return LatentPool(latents, {key(k): v for k, v in caps.items()}, objects or None)
 
 
 def sample_sigmas(gen: torch.Generator, n: int) -> Tensor:
@@ -119,23 +142,32 @@ def condition_mask(rng, frames: int) -> Tensor:
     return mask
 
 
-def mid_clip_window(rng, x0: Tensor, frames: int = 5) -> Tensor:
-    """70% of the time, for clips longer than 2 windows: ``frames`` latent frames from a later start."""
-    if x0.shape[2] < 2 * frames - 1 or rng.random() < 0.3:
-        return x0
-    start = rng.randrange(1, x0.shape[2] - frames + 1)
-    return x0[:, :, start:start + frames]
+def mid_clip_window(rng, length: int, frames: int = 5) -> slice:
+    """Latent frames to train on: 70% of the time, for clips longer than 2 windows, ``frames`` latent
+    frames from a later start; otherwise the whole clip."""
+    if length < 2 * frames - 1 or rng.random() < 0.3:
+        return slice(0, length)
+    start = rng.randrange(1, length - frames + 1)
+    return slice(start, start + frames)
 
 
-def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Tensor, known: Tensor) -> Tensor:
-    """Velocity loss on the frames not given clean. x0, noise [B, C, T, h, w]; sigma [B]; known [B, T]."""
+def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Tensor, known: Tensor,
+              cell_weight: Tensor | None = None) -> Tensor:
+    """Velocity loss on the frames not given clean. x0, noise [B, C, T, h, w]; sigma [B]; known [B, T].
+
+    ``cell_weight`` [B, T, h, w] weighs the latent cells within each frame (normalised per frame, so a
+    frame's loss keeps its scale)."""
     s = sigma.view(-1, 1, 1, 1, 1)
     xt = (1 - s) * x0 + s * noise
     keep = known.view(known.shape[0], 1, known.shape[1], 1, 1)
     xt = torch.where(keep, x0, xt)
     t = torch.where(known, 0.0, sigma[:, None] * 1000)
     pred = dit(xt, t, context)
-    err = F.mse_loss(pred, noise - x0, reduction="none").mean(dim=(1, 3, 4))  # [B, T]
+    err = F.mse_loss(pred, noise - x0, reduction="none").mean(dim=1)  # [B, T, h, w]
+    if cell_weight is None:
+        err = err.mean(dim=(2, 3))
+    else:
+        err = (err * cell_weight).sum(dim=(2, 3)) / cell_weight.sum(dim=(2, 3))  # [B, T]
     weight = (~known).float()
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
@@ -159,8 +191,12 @@ class CaptionCache:
 
 def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: int = 16, lr: float = 4e-4,
               seed: int = 0, log_every: int = 10, save_every: int = 100, config: DiTConfig = DEFAULT_DIT,
-              init: dict[str, Tensor] | None = None) -> tuple[WanDiT, WanDiT]:
-    """Train (or resume) the DiT in ``run``; returns (model, EMA model). ``init`` seeds a fresh run."""
+              init: dict[str, Tensor] | None = None, object_weight: float = 1.0) -> tuple[WanDiT, WanDiT]:
+    """Train (or resume) the DiT in ``run``; returns (model, EMA model). ``init`` seeds a fresh run.
+    ``object_weight`` > 1 weighs the latent cells that show an object that many times a background cell."""
+    if object_weight != 1.0 and pool.objects is None:
+        raise ValueError("object_weight needs a latent pool that keeps its object cells; this one was saved "
+                         "before they were kept: delete the run's latent_pool.safetensors to rebuild it")
     state_path, ema_path = run / "dit_state.safetensors", run / "dit_ema.safetensors"
     torch.manual_seed(seed)
     dit = WanDiT(config)
@@ -185,13 +221,18 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         set_lr(opt, step, steps, lr, warmup=100)
         bucket = rng.choices(buckets, weights)[0]
         idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
-        x0 = mid_clip_window(rng, pool.latents[bucket][idx])
+        window = mid_clip_window(rng, pool.latents[bucket].shape[2])
+        x0 = pool.latents[bucket][idx][:, :, window]
+        cell_weight = None
+        if object_weight != 1.0:
+            cell_weight = 1.0 + (object_weight - 1.0) * pool.objects[bucket][idx][:, window].float()  # type: ignore[index]
         texts = [pool.captions[bucket][i] for i in idx]
         context = captions(texts)
         drop = torch.tensor([rng.random() < CAPTION_DROP for _ in idx])
         context = torch.where(drop.view(-1, 1, 1), empty.expand_as(context), context)
         known = torch.stack([condition_mask(rng, x0.shape[2]) for _ in idx])
-        loss = flow_loss(dit, x0, context, sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen), known)
+        loss = flow_loss(dit, x0, context, sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen), known,
+                         cell_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
