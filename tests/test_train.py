@@ -198,3 +198,18 @@ def test_a_continued_run_keeps_the_checkpoints_latent_normalisation(tmp_path) ->
     assert run_latent_stats(tmp_path / "a.json", None, measure_fails) == kept  # fixed once, then read back
     measured = run_latent_stats(tmp_path / "b.json", None, lambda: ([1.0], [4.0]))
     assert measured == ([1.0], [4.0])
+
+
+def test_training_device_picks_a_gpu_when_torch_sees_one(monkeypatch) -> None:
+    from sora_core.train.loop import training_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="sees no CUDA GPU; use --device cpu"):
+        training_device("cuda")
+    with pytest.raises(ValueError, match="'gpu0' is not a torch device"):
+        training_device("gpu0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training_device("auto") == torch.device("cuda")
+    assert training_device("cuda:1") == torch.device("cuda", 1)
+    assert training_device("cpu") == torch.device("cpu")

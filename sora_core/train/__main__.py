@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                         "cells (1: plain mean)")
     parser.add_argument("--pool", type=int, default=1500, help="encoded training clips per size/length bucket")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto",
+                        help="auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--out", type=Path, default=None, help="write the project checkpoint here at the end")
     parser.add_argument("--init-from", type=Path, default=None,
@@ -49,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     from ..text_minilm import MiniLMTextEncoder
     from .dit_stage import build_pool, load_pool, save_pool, train_dit
     from .export import export_default, with_latent_stats
+    from .loop import training_device
     from .vae_stage import latent_stats, train_vae
+
+    device = training_device(args.device)
+    print(f"training on {device}", flush=True)
 
     args.run.mkdir(parents=True, exist_ok=True)
     init_vae = init_dit = init_stats = None
@@ -61,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         init_dit = load_dit(args.init_from).state_dict()
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
-                    init=init_vae)
+                    init=init_vae, device=device)
     t_vae = time.perf_counter() - t0
     mean, std = run_latent_stats(args.run / "latent_stats.json", init_stats if args.vae_steps == 0 else None,
                                  lambda: latent_stats(vae, args.seed))
-    vae = with_latent_stats(vae, mean, std).requires_grad_(False)
+    vae = with_latent_stats(vae, mean, std).requires_grad_(False).to(device)
     if args.decoder_only:
         from .decoder_stage import train_decoder
 
@@ -78,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         pool = build_pool(vae, args.seed, args.pool)
         save_pool(pool, pool_path)
     t_pool = time.perf_counter() - t0 - t_vae
-    text = MiniLMTextEncoder()
+    text = MiniLMTextEncoder().to(device)
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, seed=args.seed,
-                       init=init_dit, object_weight=args.object_weight)
+                       init=init_dit, object_weight=args.object_weight, device=device)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
-              "threads": torch.get_num_threads(), "seed": args.seed,
+              "threads": torch.get_num_threads(), "seed": args.seed, "device": str(device),
               "object_weight": args.object_weight}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"

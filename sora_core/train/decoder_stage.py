@@ -32,7 +32,8 @@ def weighted_pixel_loss(out: Tensor, video: Tensor, objects: Tensor) -> Tensor:
 
 def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: float = 5e-4, seed: int = 0,
                   log_every: int = 10, save_every: int = 50) -> WanVAE:
-    """Fine-tune ``vae``'s decoder (conv2 + decoder) in place; resumable from decoder_state.safetensors."""
+    """Fine-tune ``vae``'s decoder (conv2 + decoder) in place, on the device ``vae`` is on; resumable from
+    decoder_state.safetensors."""
     state_path = run / "decoder_state.safetensors"
     vae.requires_grad_(False)
     params = [*vae.conv2.parameters(), *vae.decoder.parameters()]
@@ -43,18 +44,19 @@ def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: flo
     if state_path.exists():
         start, _ = load_state(state_path, vae, opt)
         print(f"decoder: resuming at step {start}")
-    std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+    device = next(vae.parameters()).device
+    std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
     log = StepLog(run, "decoder")
     for step in range(start, steps):
         set_lr(opt, step, steps, lr, warmup=20)
         clips = clip_batch(seed + 500, step, batch, VAE_BUCKETS, captions=False, frame_budget=batch * 9)
-        video = clips.video
+        video = clips.video.to(device)
         with torch.no_grad():
             mu = vae.conv1(vae.encoder(video))[:, : vae.config.z_dim]
         gen = torch.Generator().manual_seed(seed * 13 + step)
-        z = mu + LATENT_NOISE * std * torch.randn(mu.shape, generator=gen)
+        z = mu + LATENT_NOISE * std * torch.randn(mu.shape, generator=gen).to(device)
         out = vae.decoder(vae.conv2(z))
-        loss = weighted_pixel_loss(out, video, object_pixels(clips.scenes, video))
+        loss = weighted_pixel_loss(out, video, object_pixels(clips.scenes, clips.video).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -71,7 +71,7 @@ def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16) -
         chunks, texts, cells = [], [], []
         for i in range(math.ceil(clips_per_bucket / batch)):
             clips = clip_batch(seed + 1000 * (b + 1), i, batch, [bucket])
-            chunks.append(vae.encode(clips.video))
+            chunks.append(vae.encode(clips.video.to(next(vae.parameters()).device)).cpu())
             texts += clips.captions
             cells.append(latent_cells(object_pixels(clips.scenes, clips.video), vae.config.temporal_factor,
                                       vae.config.spatial_factor))
@@ -173,7 +173,7 @@ def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Te
 
 
 class CaptionCache:
-    """MiniLM states per caption string (the encoder is frozen, captions repeat)."""
+    """MiniLM states per caption string (the encoder is frozen, captions repeat), kept on the CPU."""
 
     def __init__(self, encoder) -> None:
         self.encoder = encoder
@@ -183,7 +183,7 @@ class CaptionCache:
         missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
         if missing:
             states = self.encoder.encode(missing).context
-            self.cache.update(zip(missing, states, strict=True))
+            self.cache.update(zip(missing, states.cpu(), strict=True))
         if len(self.cache) > 50_000:
             self.cache.clear()
         return torch.stack([self.cache[c] for c in captions])
@@ -191,8 +191,10 @@ class CaptionCache:
 
 def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: int = 16, lr: float = 4e-4,
               seed: int = 0, log_every: int = 10, save_every: int = 100, config: DiTConfig = DEFAULT_DIT,
-              init: dict[str, Tensor] | None = None, object_weight: float = 1.0) -> tuple[WanDiT, WanDiT]:
-    """Train (or resume) the DiT in ``run``; returns (model, EMA model). ``init`` seeds a fresh run.
+              init: dict[str, Tensor] | None = None, object_weight: float = 1.0,
+              device: torch.device | str = "cpu") -> tuple[WanDiT, WanDiT]:
+    """Train (or resume) the DiT in ``run`` on ``device`` (the pool stays on the CPU; each batch moves);
+    returns (model, EMA model). ``init`` seeds a fresh run.
     ``object_weight`` > 1 weighs the latent cells that show an object that many times a background cell."""
     if object_weight != 1.0 and pool.objects is None:
         raise ValueError("object_weight needs a latent pool that keeps its object cells; this one was saved "
@@ -202,6 +204,7 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
     dit = WanDiT(config)
     if init is not None:
         dit.load_state_dict(init)
+    dit.to(device)
     opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema = copy.deepcopy(dit).requires_grad_(False)
     start = 0
@@ -210,7 +213,7 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         load_state(ema_path, ema, None)
         print(f"dit: resuming at step {start}")
     captions = CaptionCache(text_encoder)
-    empty = captions([""])[0]
+    empty = captions([""])[0].to(device)
     buckets = list(pool.latents)
     weights = [DIT_BUCKETS.count(b) for b in buckets]
     dit.train()
@@ -222,17 +225,18 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         bucket = rng.choices(buckets, weights)[0]
         idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
         window = mid_clip_window(rng, pool.latents[bucket].shape[2])
-        x0 = pool.latents[bucket][idx][:, :, window]
+        x0 = pool.latents[bucket][idx][:, :, window].to(device)
         cell_weight = None
         if object_weight != 1.0:
-            cell_weight = 1.0 + (object_weight - 1.0) * pool.objects[bucket][idx][:, window].float()  # type: ignore[index]
+            cells = pool.objects[bucket][idx][:, window].to(device)  # type: ignore[index]
+            cell_weight = 1.0 + (object_weight - 1.0) * cells.float()
         texts = [pool.captions[bucket][i] for i in idx]
-        context = captions(texts)
-        drop = torch.tensor([rng.random() < CAPTION_DROP for _ in idx])
+        context = captions(texts).to(device)
+        drop = torch.tensor([rng.random() < CAPTION_DROP for _ in idx], device=device)
         context = torch.where(drop.view(-1, 1, 1), empty.expand_as(context), context)
-        known = torch.stack([condition_mask(rng, x0.shape[2]) for _ in idx])
-        loss = flow_loss(dit, x0, context, sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen), known,
-                         cell_weight)
+        known = torch.stack([condition_mask(rng, x0.shape[2]) for _ in idx]).to(device)
+        sigma, noise = sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen)  # CPU draws: device-independent
+        loss = flow_loss(dit, x0, context, sigma.to(device), noise.to(device), known, cell_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)

@@ -17,6 +17,19 @@ def set_lr(opt: torch.optim.Optimizer, step: int, steps: int, base: float, warmu
         group["lr"] = lr
 
 
+def training_device(name: str = "auto") -> torch.device:
+    """``auto``: the first CUDA GPU when torch sees one, else the CPU; otherwise a torch device name."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this torch build sees no CUDA GPU; use --device cpu")
+    return device
+
+
 class StepLog:
     """Appends ``step, seconds, values...`` as a TSV line to ``run/<stage>_log.tsv`` and echoes it."""
 

@@ -38,7 +38,8 @@ def reconstruct(vae: WanVAE, z: Tensor) -> Tensor:
 
 def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
     mu, logvar = posterior(vae, video)
-    z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
+    eps = torch.randn(mu.shape, generator=gen).to(mu.device)  # drawn on the CPU: the same on every device
+    z = mu + eps * (0.5 * logvar).exp()
     out = reconstruct(vae, z)
     l1, mse = F.l1_loss(out, video), F.mse_loss(out, video)
     kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
@@ -48,15 +49,15 @@ def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator) -> tuple[Tensor, 
 
 def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: int = 0,
               log_every: int = 10, save_every: int = 50, config: VAEConfig = DEFAULT_VAE,
-              init: dict[str, Tensor] | None = None) -> WanVAE:
-    """Train (or resume) the VAE in ``run``; ``init`` seeds the weights of a fresh run (fine-tuning).
+              init: dict[str, Tensor] | None = None, device: torch.device | str = "cpu") -> WanVAE:
+    """Train (or resume) the VAE in ``run`` on ``device``; ``init`` seeds the weights of a fresh run (fine-tuning).
 
     ``batch`` counts 9-frame clips: a step holds about ``9 * batch`` frames of whichever bucket it draws.
     """
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "vae_state.safetensors"
     torch.manual_seed(seed)
-    vae = WanVAE(config)
+    vae = WanVAE(config).to(device)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     start = 0
     if state_path.exists():
@@ -69,7 +70,7 @@ def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: 
     for step in range(start, steps):
         set_lr(opt, step, steps, lr, warmup=50)
         clips = clip_batch(seed, step, batch, VAE_BUCKETS, captions=False, frame_budget=batch * 9)
-        loss, parts = vae_loss(vae, clips.video, torch.Generator().manual_seed(seed * 7 + step))
+        loss, parts = vae_loss(vae, clips.video.to(device), torch.Generator().manual_seed(seed * 7 + step))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -87,6 +88,8 @@ def latent_stats(vae: WanVAE, seed: int, clips: int = 64) -> tuple[tuple[float, 
     """Per-channel mean and std of the raw posterior mean over training clips (DiT-bucket sizes)."""
     from .data import DIT_BUCKETS
 
-    mus = [vae.encode_raw(clip_batch(seed + 99, i, 8, DIT_BUCKETS, captions=False).video) for i in range(clips // 8)]
+    device = next(vae.parameters()).device
+    mus = [vae.encode_raw(clip_batch(seed + 99, i, 8, DIT_BUCKETS, captions=False).video.to(device)).cpu()
+           for i in range(clips // 8)]
     flat = torch.cat([m.movedim(1, -1).reshape(-1, m.shape[1]) for m in mus])
     return tuple(flat.mean(0).tolist()), tuple(flat.std(0).clamp_min(1e-3).tolist())
