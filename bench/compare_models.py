@@ -1,0 +1,89 @@
+"""Two or more checkpoints side by side on the same held-out prompts and seeds: which one to ship.
+
+    python bench/compare_models.py MODEL [MODEL ...] [--n 120] [--seed 6000] [--out docs/model_comparison.md]
+
+Uses a prompt set of its own (seed 6000; bench/quality.py uses 1000), so choosing a checkpoint here
+does not tune it to the benchmark that reports it. Each model generates every prompt with the same seed
+at its default settings; the evaluator scores colour, shape, motion, presence and all four. Beside the
+rates, the paired counts on "all four right" (only the first model right / only the other) show whether
+a difference is more than seed luck: with n prompts a gap of a few clips either way is noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from quality import KEYS, to_uint8  # noqa: E402
+
+from sora_core.pipeline import generate, load_models  # noqa: E402
+from sora_core.world.dataset import prompt_set  # noqa: E402
+from sora_core.world.evaluate import score_clip  # noqa: E402
+
+
+def score_model(path: str, cases: list, seed: int) -> list[dict[str, bool]]:
+    models = load_models(path)
+    results = []
+    for i, case in enumerate(cases):
+        frames = generate(case.prompt, models=models, seed=seed + i).frames
+        result = score_clip(case.scene, to_uint8(frames))
+        results.append({k: bool(result[k]) for k in KEYS})
+    return results
+
+
+def report(paths: list[str], scores: list[list[dict[str, bool]]], n: int, seed: int, seconds: float) -> str:
+    lines = [
+        "# Checkpoint comparison",
+        "",
+        f"{n} held-out short prompts (`prompt_set(seed={seed})`, not the benchmark's set), one seed each, the same "
+        "for every model, default settings. Produced by `python bench/compare_models.py`.",
+        "",
+        "| model | colour | shape | motion | present in every frame | all four |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path, results in zip(paths, scores, strict=True):
+        rates = " | ".join(f"{100 * sum(r[k] for r in results) / n:.1f}%" for k in KEYS)
+        lines.append(f"| `{path}` | {rates} |")
+    first = scores[0]
+    lines.append("")
+    for path, results in zip(paths[1:], scores[1:], strict=True):
+        only_first = sum(a["all_ok"] and not b["all_ok"] for a, b in zip(first, results, strict=True))
+        only_other = sum(b["all_ok"] and not a["all_ok"] for a, b in zip(first, results, strict=True))
+        lines.append(f"All four right only with `{paths[0]}`: {only_first} prompts; only with `{path}`: "
+                     f"{only_other}.")
+    lines += ["", f"Run time {seconds:.0f} s on {torch.get_num_threads()} CPU threads."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="checkpoint paths (or 'default')")
+    parser.add_argument("--n", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=6000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    cases = prompt_set(args.n, seed=args.seed, kind="short")
+    start = time.perf_counter()
+    scores = []
+    for path in args.models:
+        scores.append(score_model(path, cases, args.seed))
+        print(path, {k: f"{sum(r[k] for r in scores[-1]) / args.n:.1%}" for k in KEYS}, file=sys.stderr, flush=True)
+    text = report(args.models, scores, args.n, args.seed, time.perf_counter() - start)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
