@@ -1,12 +1,13 @@
 """Two or more checkpoints side by side on the same held-out prompts and seeds: which one to ship.
 
-    python bench/compare_models.py MODEL [MODEL ...] [--n 120] [--seed 6000] [--out docs/model_comparison.md]
+    python bench/compare_models.py MODEL [MODEL ...] [--n 120] [--seed 6000] [--cfg C ...] [--out FILE.md]
 
 Uses a prompt set of its own (seed 6000; bench/quality.py uses 1000), so choosing a checkpoint here
 does not tune it to the benchmark that reports it. Each model generates every prompt with the same seed
 at its default settings; the evaluator scores colour, shape, motion, presence and all four. Beside the
 rates, the paired counts on "all four right" (only the first model right / only the other) show whether
 a difference is more than seed luck: with n prompts a gap of a few clips either way is noise.
+``--cfg`` runs each model at each of the given guidance scales instead of its default (a settings sweep).
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from sora_core.world.dataset import prompt_set  # noqa: E402
 from sora_core.world.evaluate import score_clip  # noqa: E402
 
 
-def score_model(path: str, cases: list, seed: int) -> list[dict[str, bool]]:
+def score_model(path: str, cases: list, seed: int, cfg: float | None = None) -> list[dict[str, bool]]:
     models = load_models(path)
     results = []
     for i, case in enumerate(cases):
-        frames = generate(case.prompt, models=models, seed=seed + i).frames
+        frames = generate(case.prompt, models=models, seed=seed + i, cfg=cfg).frames
         result = score_clip(case.scene, to_uint8(frames))
         results.append({k: bool(result[k]) for k in KEYS})
     return results
@@ -43,7 +44,7 @@ def report(paths: list[str], scores: list[list[dict[str, bool]]], n: int, seed: 
         "# Checkpoint comparison",
         "",
         f"{n} held-out short prompts (`prompt_set(seed={seed})`, not the benchmark's set), one seed each, the same "
-        "for every model, default settings. Produced by `python bench/compare_models.py`.",
+        "for every model, default settings unless a cfg is named. Produced by `python bench/compare_models.py`.",
         "",
         "| model | colour | shape | motion | present in every frame | all four |",
         "|---|---|---|---|---|---|",
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="checkpoint paths (or 'default')")
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=6000)
+    parser.add_argument("--cfg", type=float, nargs="*", default=None,
+                        help="guidance scales to run each model at (default: the model's own)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     args = parser.parse_args(argv)
@@ -74,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     cases = prompt_set(args.n, seed=args.seed, kind="short")
     start = time.perf_counter()
-    scores = []
+    runs, scores = [], []
     for path in args.models:
-        scores.append(score_model(path, cases, args.seed))
-        print(path, {k: f"{sum(r[k] for r in scores[-1]) / args.n:.1%}" for k in KEYS}, file=sys.stderr, flush=True)
-    text = report(args.models, scores, args.n, args.seed, time.perf_counter() - start)
+        for cfg in args.cfg or [None]:
+            runs.append(path if cfg is None else f"{path} cfg {cfg:g}")
+            scores.append(score_model(path, cases, args.seed, cfg))
+            print(runs[-1], {k: f"{sum(r[k] for r in scores[-1]) / args.n:.1%}" for k in KEYS}, file=sys.stderr,
+                  flush=True)
+    text = report(runs, scores, args.n, args.seed, time.perf_counter() - start)
     print(text)
     if args.out:
         args.out.write_text(text)
