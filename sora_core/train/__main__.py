@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
+    parser.add_argument("--dit-lr", type=float, default=4e-4,
+                        help="peak DiT learning rate (cosine decay to 10%% of it); lower to fine-tune gently")
     parser.add_argument("--decoder-steps", type=int, default=0,
                         help="with --decoder-only: steps of decoder fine-tuning (encoder frozen)")
     parser.add_argument("--decoder-only", action="store_true",
@@ -85,13 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         save_pool(pool, pool_path)
     t_pool = time.perf_counter() - t0 - t_vae
     text = MiniLMTextEncoder().to(device)
-    _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, seed=args.seed,
+    _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
+                       seed=args.seed,
                        init=init_dit, object_weight=args.object_weight, device=device)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
               "threads": torch.get_num_threads(), "seed": args.seed, "device": str(device),
-              "object_weight": args.object_weight}
+              "object_weight": args.object_weight, "dit_lr": args.dit_lr}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage
