@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     t_pool = time.perf_counter() - t0 - t_vae
     text = MiniLMTextEncoder().to(device)
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
-                       seed=args.seed,
-                       init=init_dit, object_weight=args.object_weight, device=device)
+                       seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},

@@ -44,7 +44,7 @@ def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: flo
     if state_path.exists():
         start, _ = load_state(state_path, vae, opt)
         print(f"decoder: resuming at step {start}")
-    device = next(vae.parameters()).device
+    device = vae.device
     std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
     log = StepLog(run, "decoder")
     for step in range(start, steps):

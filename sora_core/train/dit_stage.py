@@ -71,7 +71,7 @@ def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16) -
         chunks, texts, cells = [], [], []
         for i in range(math.ceil(clips_per_bucket / batch)):
             clips = clip_batch(seed + 1000 * (b + 1), i, batch, [bucket])
-            chunks.append(vae.encode(clips.video.to(next(vae.parameters()).device)).cpu())
+            chunks.append(vae.encode(clips.video.to(vae.device)).cpu())
             texts += clips.captions
             cells.append(latent_cells(object_pixels(clips.scenes, clips.video), vae.config.temporal_factor,
                                       vae.config.spatial_factor))

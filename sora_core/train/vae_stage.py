@@ -88,8 +88,7 @@ def latent_stats(vae: WanVAE, seed: int, clips: int = 64) -> tuple[tuple[float, 
     """Per-channel mean and std of the raw posterior mean over training clips (DiT-bucket sizes)."""
     from .data import DIT_BUCKETS
 
-    device = next(vae.parameters()).device
-    mus = [vae.encode_raw(clip_batch(seed + 99, i, 8, DIT_BUCKETS, captions=False).video.to(device)).cpu()
+    mus = [vae.encode_raw(clip_batch(seed + 99, i, 8, DIT_BUCKETS, captions=False).video.to(vae.device)).cpu()
            for i in range(clips // 8)]
     flat = torch.cat([m.movedim(1, -1).reshape(-1, m.shape[1]) for m in mus])
     return tuple(flat.mean(0).tolist()), tuple(flat.std(0).clamp_min(1e-3).tolist())
