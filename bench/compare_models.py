@@ -1,13 +1,16 @@
 """Two or more checkpoints side by side on the same held-out prompts and seeds: which one to ship.
 
-    python bench/compare_models.py MODEL [MODEL ...] [--n 120] [--seed 6000] [--cfg C ...] [--out FILE.md]
+    python bench/compare_models.py MODEL [MODEL ...] [--n 120] [--seed 6000] [--cfg C ...]
+        [--settings "shift=5,steps=30" ...] [--out FILE.md]
 
 Uses a prompt set of its own (seed 6000; bench/quality.py uses 1000), so choosing a checkpoint here
 does not tune it to the benchmark that reports it. Each model generates every prompt with the same seed
 at its default settings; the evaluator scores colour, shape, motion, presence and all four. Beside the
 rates, the paired counts on "all four right" (only the first model right / only the other) show whether
 a difference is more than seed luck: with n prompts a gap of a few clips either way is noise.
-``--cfg`` runs each model at each of the given guidance scales instead of its default (a settings sweep).
+``--cfg`` runs each model at each of the given guidance scales instead of its default (a settings sweep);
+``--settings`` does the same for any of generate()'s sampling settings (steps, cfg, shift, sampler), one
+comma-separated group per variant.
 """
 
 from __future__ import annotations
@@ -28,12 +31,36 @@ from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
 from sora_core.world.evaluate import score_clip  # noqa: E402
 
+SETTING_TYPES = {"steps": int, "cfg": float, "shift": float, "sampler": str}
+TYPE_WORDS = {int: "a whole number", float: "a number", str: "a name"}
 
-def score_model(path: str, cases: list, seed: int, cfg: float | None = None) -> list[dict[str, bool]]:
+
+def parse_settings(text: str) -> dict[str, object]:
+    """``"shift=5,steps=30"`` -> ``{"shift": 5.0, "steps": 30}``; a clear error for an unknown or bad setting."""
+    settings: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in SETTING_TYPES:
+            raise argparse.ArgumentTypeError(
+                f"--settings {text!r}: write KEY=VALUE pairs with KEY one of {', '.join(SETTING_TYPES)}")
+        try:
+            settings[key] = SETTING_TYPES[key](value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--settings {text!r}: {key} needs {TYPE_WORDS[SETTING_TYPES[key]]}, not {value!r}") from None
+    return settings
+
+
+def settings_label(settings: dict[str, object]) -> str:
+    return " ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
+
+
+def score_model(path: str, cases: list, seed: int, settings: dict[str, object] | None = None) -> list[dict[str, bool]]:
     models = load_models(path)
     results = []
     for i, case in enumerate(cases):
-        frames = generate(case.prompt, models=models, seed=seed + i, cfg=cfg).frames
+        frames = generate(case.prompt, models=models, seed=seed + i, **(settings or {})).frames
         result = score_clip(case.scene, to_uint8(frames))
         results.append({k: bool(result[k]) for k in KEYS})
     return results
@@ -44,7 +71,7 @@ def report(paths: list[str], scores: list[list[dict[str, bool]]], n: int, seed: 
         "# Checkpoint comparison",
         "",
         f"{n} held-out short prompts (`prompt_set(seed={seed})`, not the benchmark's set), one seed each, the same "
-        "for every model, default settings unless a cfg is named. Produced by `python bench/compare_models.py`.",
+        "for every model, default settings unless others are named. Produced by `python bench/compare_models.py`.",
         "",
         "| model | colour | shape | motion | present in every frame | all four |",
         "|---|---|---|---|---|---|",
@@ -70,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=6000)
     parser.add_argument("--cfg", type=float, nargs="*", default=None,
                         help="guidance scales to run each model at (default: the model's own)")
+    parser.add_argument("--settings", type=parse_settings, nargs="*", default=None,
+                        help='sampling settings per variant, e.g. "shift=5" "steps=30,sampler=euler"')
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     args = parser.parse_args(argv)
@@ -78,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     cases = prompt_set(args.n, seed=args.seed, kind="short")
     start = time.perf_counter()
     runs, scores = [], []
+    variants = [{"cfg": cfg} for cfg in args.cfg or []] + list(args.settings or [])
     for path in args.models:
-        for cfg in args.cfg or [None]:
-            runs.append(path if cfg is None else f"{path} cfg {cfg:g}")
-            scores.append(score_model(path, cases, args.seed, cfg))
+        for settings in variants or [{}]:
+            runs.append(f"{path} {settings_label(settings)}".strip())
+            scores.append(score_model(path, cases, args.seed, settings))
             print(runs[-1], {k: f"{sum(r[k] for r in scores[-1]) / args.n:.1%}" for k in KEYS}, file=sys.stderr,
                   flush=True)
     text = report(runs, scores, args.n, args.seed, time.perf_counter() - start)

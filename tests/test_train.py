@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -213,3 +214,30 @@ def test_training_device_picks_a_gpu_when_torch_sees_one(monkeypatch) -> None:
     assert training_device("auto") == torch.device("cuda")
     assert training_device("cuda:1") == torch.device("cuda", 1)
     assert training_device("cpu") == torch.device("cpu")
+
+
+def test_decoder_only_run_exports_the_init_dit_with_the_new_decoder(tmp_path) -> None:
+    from sora_core.loading import load_dit, load_vae
+    from sora_core.loading.safetensors_io import read_metadata
+    from sora_core.train.__main__ import main
+
+    shipped = "sora_core/assets/default.safetensors"
+    out = tmp_path / "decoder.safetensors"
+    assert main(["--run", str(tmp_path / "run"), "--init-from", shipped, "--vae-steps", "0", "--decoder-only",
+                 "--decoder-steps", "1", "--decoder-lr", "1e-4", "--out", str(out)]) == 0
+    before_dit, after_dit = load_dit(shipped).state_dict(), load_dit(out).state_dict()
+    assert all(torch.equal(before_dit[k], after_dit[k]) for k in before_dit)
+    before, after = load_vae(shipped), load_vae(out)
+    assert after.config == before.config  # same latent normalisation: the DiT's latents mean the same
+    moved = {k for k, v in before.state_dict().items() if not torch.equal(v, after.state_dict()[k])}
+    assert moved and all(k.startswith(("decoder.", "conv2.")) for k in moved)
+    record = json.loads(read_metadata(out)["training"])
+    assert record["decoder_finetune"]["steps"] == 1 and record["dit_steps"] > 0  # the init's record is kept
+
+
+def test_decoder_only_export_without_init_checkpoint_is_refused(tmp_path, capsys) -> None:
+    from sora_core.train.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--run", str(tmp_path), "--decoder-only", "--decoder-steps", "1", "--out", str(tmp_path / "x")])
+    assert "--init-from" in capsys.readouterr().err

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="peak DiT learning rate (cosine decay to 10%% of it); lower to fine-tune gently")
     parser.add_argument("--decoder-steps", type=int, default=0,
                         help="with --decoder-only: steps of decoder fine-tuning (encoder frozen)")
+    parser.add_argument("--decoder-lr", type=float, default=5e-4,
+                        help="peak learning rate of the decoder fine-tuning (cosine decay to 10%% of it)")
     parser.add_argument("--decoder-only", action="store_true",
                         help="only fine-tune the decoder (can run beside the DiT stage: the latents do not change)")
     parser.add_argument("--object-weight", type=float, default=1.0,
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="start fresh stages from this project checkpoint's weights (e.g. to train the shipped "
                         "default model further)")
     args = parser.parse_args(argv)
+    if args.decoder_only and args.out and not args.init_from:
+        parser.error("--decoder-only with --out needs --init-from: the checkpoint whose DiT is written out beside "
+                     "the fine-tuned decoder")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # fresh small weights produce denormals that slow CPU kernels badly
@@ -77,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.decoder_only:
         from .decoder_stage import train_decoder
 
-        train_decoder(args.run, vae, steps=args.decoder_steps, seed=args.seed)
+        t1 = time.perf_counter()
+        train_decoder(args.run, vae, steps=args.decoder_steps, lr=args.decoder_lr, seed=args.seed)
+        if args.out:
+            export_with_new_decoder(args, vae, round(time.perf_counter() - t1))
         return 0
     pool_path = args.run / "latent_pool.safetensors"
     if pool_path.exists():
@@ -104,6 +112,22 @@ def main(argv: list[str] | None = None) -> int:
         export_default(args.out, ema, vae, text, timing)
         print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)")
     return 0
+
+
+def export_with_new_decoder(args: argparse.Namespace, vae: torch.nn.Module, seconds: int) -> None:
+    """``--decoder-only --out``: the ``--init-from`` checkpoint with its decoder replaced by the fine-tuned one;
+    its training record gains the decoder fine-tuning."""
+    from ..loading import load_dit
+    from ..loading.safetensors_io import read_metadata
+    from ..text_minilm import MiniLMTextEncoder
+    from .export import export_default
+
+    training = json.loads(read_metadata(args.init_from).get("training", "{}"))
+    training["decoder_finetune"] = {"steps": args.decoder_steps, "lr": args.decoder_lr, "seed": args.seed,
+                                    "seconds": seconds, "threads": torch.get_num_threads()}
+    export_default(args.out, load_dit(args.init_from), vae.cpu(), MiniLMTextEncoder(), training)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB): the DiT of {args.init_from} with the "
+          "fine-tuned decoder")
 
 
 def run_latent_stats(path: Path, init_stats: Sequence[Sequence[float]] | None,

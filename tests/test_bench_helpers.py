@@ -1,0 +1,27 @@
+"""Argument handling of the bench scripts that choose what ships (their runs are too long for tests)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from compare_models import parse_settings, settings_label  # noqa: E402
+
+
+def test_settings_variants_parse_to_typed_generate_arguments() -> None:
+    settings = parse_settings("shift=5, steps=30,sampler=euler")
+    assert settings == {"shift": 5.0, "steps": 30, "sampler": "euler"}
+    assert isinstance(settings["steps"], int) and isinstance(settings["shift"], float)
+    assert settings_label(settings) == "shift 5 steps 30 sampler euler"
+
+
+@pytest.mark.parametrize(("text", "names"), [("shfit=5", "steps, cfg, shift, sampler"), ("steps=3.5", "whole number"),
+                                             ("cfg", "KEY=VALUE")])
+def test_bad_settings_name_the_problem(text: str, names: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=names):
+        parse_settings(text)
