@@ -10,7 +10,8 @@ rates, the paired counts on "all four right" (only the first model right / only 
 a difference is more than seed luck: with n prompts a gap of a few clips either way is noise.
 ``--cfg`` runs each model at each of the given guidance scales instead of its default (a settings sweep);
 ``--settings`` does the same for any of generate()'s sampling settings (steps, cfg, shift, sampler), one
-comma-separated group per variant.
+comma-separated group per variant. ``--vae`` adds each checkpoint's VAE reconstruction of the same rendered
+scenes: the ceiling its DiT works under (a clip the decoder cannot draw, the DiT cannot either).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quality import KEYS, to_uint8  # noqa: E402
+from quality import KEYS, to_uint8, vae_results  # noqa: E402
 
 from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
@@ -66,7 +67,18 @@ def score_model(path: str, cases: list, seed: int, settings: dict[str, object] |
     return results
 
 
-def report(paths: list[str], scores: list[list[dict[str, bool]]], n: int, seed: int, seconds: float) -> str:
+def by_speed(results: list[dict[str, bool]], cases: list) -> str:
+    """Presence among the prompts whose main object moves slowly / fast (fast motion is the hard part)."""
+    parts = []
+    for speed in ("slow", "fast"):
+        picked = [r["present_ok"] for r, c in zip(results, cases, strict=True) if c.scene.objects[0].speed == speed]
+        parts.append(f"{100 * sum(picked) / len(picked):.1f}% of {len(picked)}" if picked else "none asked")
+    return " | ".join(parts)
+
+
+def report(paths: list[str], scores: list[list[dict[str, bool]]], cases: list, seed: int, seconds: float,
+           vae_scores: dict[str, list[dict[str, bool]]] | None = None) -> str:
+    n = len(cases)
     lines = [
         "# Checkpoint comparison",
         "",
@@ -76,9 +88,14 @@ def report(paths: list[str], scores: list[list[dict[str, bool]]], n: int, seed: 
         "| model | colour | shape | motion | present in every frame | all four |",
         "|---|---|---|---|---|---|",
     ]
-    for path, results in zip(paths, scores, strict=True):
-        rates = " | ".join(f"{100 * sum(r[k] for r in results) / n:.1f}%" for k in KEYS)
-        lines.append(f"| `{path}` | {rates} |")
+    rows = [(f"`{path}`", results) for path, results in zip(paths, scores, strict=True)]
+    rows += [(f"`{path}`: VAE reconstruction of the rendered scenes", results)
+             for path, results in (vae_scores or {}).items()]
+    for name, results in rows:
+        lines.append(f"| {name} | " + " | ".join(f"{100 * sum(r[k] for r in results) / n:.1f}%" for k in KEYS) + " |")
+    lines += ["", "Present in every frame, by the speed of the prompt's object:", "",
+              "| model | slow | fast |", "|---|---|---|"]
+    lines += [f"| {name} | {by_speed(results, cases)} |" for name, results in rows]
     first = scores[0]
     lines.append("")
     for path, results in zip(paths[1:], scores[1:], strict=True):
@@ -99,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="guidance scales to run each model at (default: the model's own)")
     parser.add_argument("--settings", type=parse_settings, nargs="*", default=None,
                         help='sampling settings per variant, e.g. "shift=5" "steps=30,sampler=euler"')
+    parser.add_argument("--vae", action="store_true",
+                        help="also score each checkpoint's VAE reconstruction of the same scenes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     args = parser.parse_args(argv)
@@ -114,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             scores.append(score_model(path, cases, args.seed, settings))
             print(runs[-1], {k: f"{sum(r[k] for r in scores[-1]) / args.n:.1%}" for k in KEYS}, file=sys.stderr,
                   flush=True)
-    text = report(runs, scores, args.n, args.seed, time.perf_counter() - start)
+    vae_scores = {path: vae_results(load_models(path), args.n, args.seed) for path in args.models} if args.vae else None
+    text = report(runs, scores, cases, args.seed, time.perf_counter() - start, vae_scores)
     print(text)
     if args.out:
         args.out.write_text(text)
