@@ -27,6 +27,15 @@ def test_batches_depend_only_on_seed_and_step() -> None:
     assert a.video.min() >= -1 and a.video.max() <= 1 and a.video.shape[:2] == (2, 3)
 
 
+def test_fast_only_batches_hold_only_fast_movers_and_stay_reproducible() -> None:
+    first = clip_batch(5, 2, 6, [(64, 64, 17)], captions=False, fast_only=True)
+    assert {s.objects[0].speed for s in first.scenes} == {"fast"}
+    again = clip_batch(5, 2, 6, [(64, 64, 17)], captions=False, fast_only=True)
+    assert torch.equal(first.video, again.video)
+    mixed = [clip_batch(5, step, 6, [(64, 64, 17)], captions=False) for step in range(4)]
+    assert {s.objects[0].speed for b in mixed for s in b.scenes} == {"slow", "fast"}  # the default keeps both
+
+
 def test_state_round_trip_resumes_the_optimizer(tmp_path) -> None:
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -232,7 +241,8 @@ def test_decoder_only_run_exports_the_init_dit_with_the_new_decoder(tmp_path) ->
     moved = {k for k, v in before.state_dict().items() if not torch.equal(v, after.state_dict()[k])}
     assert moved and all(k.startswith(("decoder.", "conv2.")) for k in moved)
     record = json.loads(read_metadata(out)["training"])
-    assert record["decoder_finetune"]["steps"] == 1 and record["dit_steps"] > 0  # the init's record is kept
+    assert record["decoder_finetune"]["steps"] == 1 and not record["decoder_finetune"]["fast_only"]
+    assert record["dit_steps"] > 0  # the init checkpoint's record is kept
 
 
 def test_decoder_only_export_without_init_checkpoint_is_refused(tmp_path, capsys) -> None:

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --decoder-only: steps of decoder fine-tuning (encoder frozen)")
     parser.add_argument("--decoder-lr", type=float, default=5e-4,
                         help="peak learning rate of the decoder fine-tuning (cosine decay to 10%% of it)")
+    parser.add_argument("--decoder-fast-only", action="store_true",
+                        help="with --decoder-only: fine-tune on fast-moving objects in clips of 17+ frames only")
     parser.add_argument("--decoder-only", action="store_true",
                         help="only fine-tune the decoder (can run beside the DiT stage: the latents do not change)")
     parser.add_argument("--object-weight", type=float, default=1.0,
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         from .decoder_stage import train_decoder
 
         t1 = time.perf_counter()
-        train_decoder(args.run, vae, steps=args.decoder_steps, lr=args.decoder_lr, seed=args.seed)
+        train_decoder(args.run, vae, steps=args.decoder_steps, lr=args.decoder_lr, seed=args.seed,
+                      fast_only=args.decoder_fast_only)
         if args.out:
             export_with_new_decoder(args, vae, round(time.perf_counter() - t1))
         return 0
@@ -124,6 +127,7 @@ def export_with_new_decoder(args: argparse.Namespace, vae: torch.nn.Module, seco
 
     training = json.loads(read_metadata(args.init_from).get("training", "{}"))
     training["decoder_finetune"] = {"steps": args.decoder_steps, "lr": args.decoder_lr, "seed": args.seed,
+                                    "fast_only": args.decoder_fast_only,
                                     "seconds": seconds, "threads": torch.get_num_threads()}
     export_default(args.out, load_dit(args.init_from), vae.cpu(), MiniLMTextEncoder(), training)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB): the DiT of {args.init_from} with the "

@@ -39,17 +39,22 @@ def step_rng(seed: int, step: int, salt: int = 0) -> random.Random:
 
 
 def clip_batch(seed: int, step: int, batch: int, buckets: Sequence[tuple[int, int, int]],
-               captions: bool = True, frame_budget: int | None = None) -> ClipBatch:
+               captions: bool = True, frame_budget: int | None = None, fast_only: bool = False) -> ClipBatch:
     """Training clips (split "train": held-out attribute triples never appear) with detailed captions.
 
     With ``frame_budget`` the batch size follows the bucket: ``frame_budget // frames`` clips (at
-    least one), so long and short buckets cost about the same per step.
+    least one), so long and short buckets cost about the same per step. ``fast_only`` keeps only scenes
+    whose main object moves fast (the hardest case for the small VAE).
     """
     rng = step_rng(seed, step)
     width, height, frames = rng.choice(buckets)
     if frame_budget is not None:
         batch = max(1, frame_budget // frames)
-    scenes = [sample_scene(rng, split="train", width=width, height=height, frames=frames) for _ in range(batch)]
+    scenes = []
+    while len(scenes) < batch:
+        scene = sample_scene(rng, split="train", width=width, height=height, frames=frames)
+        if not fast_only or scene.objects[0].speed == "fast":
+            scenes.append(scene)
     video = torch.stack([to_model_range(render(s)) for s in scenes])
     texts: list[str] = []
     if captions:

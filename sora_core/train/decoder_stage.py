@@ -21,6 +21,7 @@ from .state import load_state, save_state
 
 LATENT_NOISE = 0.05  # relative to each channel's latent std
 OBJECT_WEIGHT = 4.0  # extra loss weight of the pixels where an object is drawn
+LONG_BUCKETS = tuple(b for b in VAE_BUCKETS if b[2] >= 17)  # where fast movers drift: later latent frames
 
 
 def weighted_pixel_loss(out: Tensor, video: Tensor, objects: Tensor) -> Tensor:
@@ -31,9 +32,9 @@ def weighted_pixel_loss(out: Tensor, video: Tensor, objects: Tensor) -> Tensor:
 
 
 def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: float = 5e-4, seed: int = 0,
-                  log_every: int = 10, save_every: int = 50) -> WanVAE:
+                  log_every: int = 10, save_every: int = 50, fast_only: bool = False) -> WanVAE:
     """Fine-tune ``vae``'s decoder (conv2 + decoder) in place, on the device ``vae`` is on; resumable from
-    decoder_state.safetensors."""
+    decoder_state.safetensors. ``fast_only``: train on fast movers in clips of 17 frames or more only."""
     state_path = run / "decoder_state.safetensors"
     vae.requires_grad_(False)
     params = [*vae.conv2.parameters(), *vae.decoder.parameters()]
@@ -49,7 +50,8 @@ def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: flo
     log = StepLog(run, "decoder")
     for step in range(start, steps):
         set_lr(opt, step, steps, lr, warmup=20)
-        clips = clip_batch(seed + 500, step, batch, VAE_BUCKETS, captions=False, frame_budget=batch * 9)
+        clips = clip_batch(seed + 500, step, batch, LONG_BUCKETS if fast_only else VAE_BUCKETS, captions=False,
+                           frame_budget=batch * 9, fast_only=fast_only)
         video = clips.video.to(device)
         with torch.no_grad():
             mu = vae.conv1(vae.encoder(video))[:, : vae.config.z_dim]
