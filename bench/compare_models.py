@@ -93,7 +93,7 @@ def report(paths: list[str], scores: list[list[dict[str, bool]]], cases: list, s
              for path, results in (vae_scores or {}).items()]
     for name, results in rows:
         lines.append(f"| {name} | " + " | ".join(f"{100 * sum(r[k] for r in results) / n:.1f}%" for k in KEYS) + " |")
-    lines += ["", "Present in every frame, by the speed of the prompt's object:", "",
+    lines += ["", "Present in every frame, by the speed of the prompt's object (still objects count as slow):", "",
               "| model | slow | fast |", "|---|---|---|"]
     lines += [f"| {name} | {by_speed(results, cases)} |" for name, results in rows]
     first = scores[0]
