@@ -1,17 +1,17 @@
 """Two or more checkpoints side by side on the same held-out prompts and seeds: which one to ship.
 
-    python bench/compare_models.py MODEL [MODEL ...] [--n 120] [--seed 6000] [--cfg C ...]
-        [--settings "shift=5,steps=30" ...] [--out FILE.md]
+    python bench/compare_models.py MODEL [MODEL ...] [--n 120] [--seed 6000]
+        [--settings "cfg=4" "shift=5,steps=30" ...] [--vae] [--out FILE.md]
 
 Uses a prompt set of its own (seed 6000; bench/quality.py uses 1000), so choosing a checkpoint here
 does not tune it to the benchmark that reports it. Each model generates every prompt with the same seed
 at its default settings; the evaluator scores colour, shape, motion, presence and all four. Beside the
 rates, the paired counts on "all four right" (only the first model right / only the other) show whether
 a difference is more than seed luck: with n prompts a gap of a few clips either way is noise.
-``--cfg`` runs each model at each of the given guidance scales instead of its default (a settings sweep);
-``--settings`` does the same for any of generate()'s sampling settings (steps, cfg, shift, sampler), one
-comma-separated group per variant. ``--vae`` adds each checkpoint's VAE reconstruction of the same rendered
-scenes: the ceiling its DiT works under (a clip the decoder cannot draw, the DiT cannot either).
+``--settings`` runs each model at each of the given variants of generate()'s sampling settings (steps,
+cfg, shift, sampler; one comma-separated group per variant) instead of its defaults: a settings sweep.
+``--vae`` adds each checkpoint's VAE reconstruction of the same rendered scenes: the ceiling its DiT works
+under (a clip the decoder cannot draw, the DiT cannot either).
 """
 
 from __future__ import annotations
@@ -57,11 +57,10 @@ def settings_label(settings: dict[str, object]) -> str:
     return " ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
 
 
-def score_model(path: str, cases: list, seed: int, settings: dict[str, object] | None = None) -> list[dict[str, bool]]:
-    models = load_models(path)
+def score_model(models, cases: list, seed: int, settings: dict[str, object]) -> list[dict[str, bool]]:
     results = []
     for i, case in enumerate(cases):
-        frames = generate(case.prompt, models=models, seed=seed + i, **(settings or {})).frames
+        frames = generate(case.prompt, models=models, seed=seed + i, **settings).frames
         result = score_clip(case.scene, to_uint8(frames))
         results.append({k: bool(result[k]) for k in KEYS})
     return results
@@ -112,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="checkpoint paths (or 'default')")
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=6000)
-    parser.add_argument("--cfg", type=float, nargs="*", default=None,
-                        help="guidance scales to run each model at (default: the model's own)")
     parser.add_argument("--settings", type=parse_settings, nargs="*", default=None,
                         help='sampling settings per variant, e.g. "shift=5" "steps=30,sampler=euler"')
     parser.add_argument("--vae", action="store_true",
@@ -125,15 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     cases = prompt_set(args.n, seed=args.seed, kind="short")
     start = time.perf_counter()
-    runs, scores = [], []
-    variants = [{"cfg": cfg} for cfg in args.cfg or []] + list(args.settings or [])
+    runs, scores, vae_scores = [], [], {}
     for path in args.models:
-        for settings in variants or [{}]:
+        models = load_models(path)
+        for settings in args.settings or [{}]:
             runs.append(f"{path} {settings_label(settings)}".strip())
-            scores.append(score_model(path, cases, args.seed, settings))
+            scores.append(score_model(models, cases, args.seed, settings))
             print(runs[-1], {k: f"{sum(r[k] for r in scores[-1]) / args.n:.1%}" for k in KEYS}, file=sys.stderr,
                   flush=True)
-    vae_scores = {path: vae_results(load_models(path), args.n, args.seed) for path in args.models} if args.vae else None
+        if args.vae:
+            vae_scores[path] = vae_results(models, args.n, args.seed)
     text = report(runs, scores, cases, args.seed, time.perf_counter() - start, vae_scores)
     print(text)
     if args.out:

@@ -68,12 +68,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args.run.mkdir(parents=True, exist_ok=True)
     init_vae = init_dit = init_stats = None
+    init_dit_model = None
     if args.init_from:
         from ..loading import load_dit, load_vae
 
         loaded = load_vae(args.init_from)
         init_vae, init_stats = loaded.state_dict(), [list(loaded.config.latents_mean), list(loaded.config.latents_std)]
-        init_dit = load_dit(args.init_from).state_dict()
+        init_dit_model = load_dit(args.init_from)
+        init_dit = init_dit_model.state_dict()
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
                     init=init_vae, device=device)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         train_decoder(args.run, vae, steps=args.decoder_steps, lr=args.decoder_lr, seed=args.seed,
                       fast_only=args.decoder_fast_only)
         if args.out:
-            export_with_new_decoder(args, vae, round(time.perf_counter() - t1))
+            export_with_new_decoder(args, init_dit_model, vae, round(time.perf_counter() - t1))
         return 0
     pool_path = args.run / "latent_pool.safetensors"
     if pool_path.exists():
@@ -117,10 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def export_with_new_decoder(args: argparse.Namespace, vae: torch.nn.Module, seconds: int) -> None:
+def export_with_new_decoder(args: argparse.Namespace, dit: torch.nn.Module, vae: torch.nn.Module, seconds: int) -> None:
     """``--decoder-only --out``: the ``--init-from`` checkpoint with its decoder replaced by the fine-tuned one;
     its training record gains the decoder fine-tuning."""
-    from ..loading import load_dit
     from ..loading.safetensors_io import read_metadata
     from ..text_minilm import MiniLMTextEncoder
     from .export import export_default
@@ -129,7 +130,7 @@ def export_with_new_decoder(args: argparse.Namespace, vae: torch.nn.Module, seco
     training["decoder_finetune"] = {"steps": args.decoder_steps, "lr": args.decoder_lr, "seed": args.seed,
                                     "fast_only": args.decoder_fast_only,
                                     "seconds": seconds, "threads": torch.get_num_threads()}
-    export_default(args.out, load_dit(args.init_from), vae.cpu(), MiniLMTextEncoder(), training)
+    export_default(args.out, dit, vae.cpu(), MiniLMTextEncoder(), training)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB): the DiT of {args.init_from} with the "
           "fine-tuned decoder")
 
