@@ -13,6 +13,7 @@ from sora_core.dit import WanDiT
 from sora_core.train import dit_stage, vae_stage
 from sora_core.train.data import DIT_BUCKETS, clip_batch
 from sora_core.train.state import load_state, save_state
+from sora_core.vae import WanVAE
 
 TINY_VAE = VAEConfig(base_dim=4, z_dim=16, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
                      latents_mean=(0.0,) * 16, latents_std=(1.0,) * 16)
@@ -176,7 +177,8 @@ def test_decoder_loss_weighs_object_pixels_more() -> None:
     from dataclasses import replace
 
     from sora_core.train.data import object_pixels
-    from sora_core.train.decoder_stage import OBJECT_WEIGHT, weighted_pixel_loss
+    from sora_core.train.decoder_stage import OBJECT_WEIGHT
+    from sora_core.train.vae_stage import weighted_pixel_loss
     from sora_core.world.render import render, to_model_range
 
     clips = clip_batch(0, 3, 2, [(64, 64, 9)])
@@ -193,7 +195,8 @@ def test_decoder_loss_weighs_object_pixels_more() -> None:
     on_object, on_background = video.clone(), video.clone()
     on_object[b, :, t, y, x] += 0.5
     on_background[b2, :, t2, y2, x2] += 0.5
-    ratio = weighted_pixel_loss(on_object, video, objects) / weighted_pixel_loss(on_background, video, objects)
+    ratio = (weighted_pixel_loss(on_object, video, objects, OBJECT_WEIGHT)
+             / weighted_pixel_loss(on_background, video, objects, OBJECT_WEIGHT))
     assert ratio.item() == pytest.approx(1 + OBJECT_WEIGHT, rel=1e-4)
 
 
@@ -251,3 +254,32 @@ def test_decoder_only_export_without_init_checkpoint_is_refused(tmp_path, capsys
     with pytest.raises(SystemExit):
         main(["--run", str(tmp_path), "--decoder-only", "--decoder-steps", "1", "--out", str(tmp_path / "x")])
     assert "--init-from" in capsys.readouterr().err
+
+
+def test_decoder_options_without_decoder_only_are_refused(tmp_path, capsys) -> None:
+    from sora_core.train.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--run", str(tmp_path), "--decoder-steps", "10", "--decoder-fast-only"])
+    err = capsys.readouterr().err
+    assert "--decoder-steps, --decoder-fast-only" in err and "--decoder-only" in err
+
+
+def test_vae_object_weight_only_changes_the_loss_where_objects_are() -> None:
+    from sora_core.train.data import object_pixels
+    from sora_core.train.vae_stage import vae_loss
+
+    torch.manual_seed(0)
+    vae = WanVAE(TINY_VAE)
+    clips = clip_batch(0, 1, 2, [(64, 64, 9)], captions=False)
+    objects = object_pixels(clips.scenes, clips.video)
+
+    def loss(**kw) -> float:
+        return vae_loss(vae, clips.video, torch.Generator().manual_seed(3), **kw)[0].item()
+
+    plain = loss()
+    # No object pixels: the weighted loss is the plain one; with them it weighs the (badly drawn) objects more.
+    assert loss(objects=torch.zeros_like(objects), object_weight=4.0) == pytest.approx(plain, rel=1e-5)
+    assert loss(objects=objects, object_weight=4.0) != pytest.approx(plain, rel=1e-3)
+    with pytest.raises(ValueError, match="object mask"):
+        loss(object_weight=4.0)

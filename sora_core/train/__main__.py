@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=600)
     parser.add_argument("--vae-batch", type=int, default=8, help="9-frame clips per VAE step (longer buckets: fewer)")
     parser.add_argument("--vae-lr", type=float, default=1e-3)
+    parser.add_argument("--vae-object-weight", type=float, default=0.0,
+                        help="extra VAE loss weight of the pixels that show an object (0: plain mean; the "
+                        "decoder stage uses 4)")
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
     parser.add_argument("--dit-lr", type=float, default=4e-4,
@@ -50,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="start fresh stages from this project checkpoint's weights (e.g. to train the shipped "
                         "default model further)")
     args = parser.parse_args(argv)
+    decoder_options = [f"--{dest.replace('_', '-')}" for dest in ("decoder_steps", "decoder_lr", "decoder_fast_only")
+                       if getattr(args, dest) != parser.get_default(dest)]
+    if decoder_options and not args.decoder_only:
+        parser.error(f"{', '.join(decoder_options)} only apply to a --decoder-only run (the decoder fine-tuning "
+                     "runs as its own process beside the DiT stage); add --decoder-only or drop them")
     if args.decoder_only and args.out and not args.init_from:
         parser.error("--decoder-only with --out needs --init-from: the checkpoint whose DiT is written out beside "
                      "the fine-tuned decoder")
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         init_dit = init_dit_model.state_dict()
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
-                    init=init_vae, device=device)
+                    init=init_vae, device=device, object_weight=args.vae_object_weight)
     t_vae = time.perf_counter() - t0
     mean, std = run_latent_stats(args.run / "latent_stats.json", init_stats if args.vae_steps == 0 else None,
                                  lambda: latent_stats(vae, args.seed))
@@ -106,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
               "threads": torch.get_num_threads(), "seed": args.seed, "device": str(device),
-              "object_weight": args.object_weight, "dit_lr": args.dit_lr}
+              "object_weight": args.object_weight, "dit_lr": args.dit_lr,
+              "vae_object_weight": args.vae_object_weight}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage

@@ -12,23 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
 from ..vae import WanVAE
 from .data import VAE_BUCKETS, clip_batch, object_pixels
 from .loop import StepLog, set_lr
 from .state import load_state, save_state
+from .vae_stage import weighted_pixel_loss
 
 LATENT_NOISE = 0.05  # relative to each channel's latent std
 OBJECT_WEIGHT = 4.0  # extra loss weight of the pixels where an object is drawn
 LONG_BUCKETS = tuple(b for b in VAE_BUCKETS if b[2] >= 17)  # where fast movers drift: later latent frames
-
-
-def weighted_pixel_loss(out: Tensor, video: Tensor, objects: Tensor) -> Tensor:
-    """L1 + MSE with object pixels weighted ``1 + OBJECT_WEIGHT``, normalised by the total weight."""
-    weight = 1.0 + OBJECT_WEIGHT * objects.float()
-    err = (out - video).abs() + (out - video).square()
-    return (weight * err).sum() / (weight.sum() * video.shape[1])
 
 
 def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: float = 5e-4, seed: int = 0,
@@ -58,7 +51,7 @@ def train_decoder(run: Path, vae: WanVAE, *, steps: int, batch: int = 6, lr: flo
         gen = torch.Generator().manual_seed(seed * 13 + step)
         z = mu + LATENT_NOISE * std * torch.randn(mu.shape, generator=gen).to(device)
         out = vae.decoder(vae.conv2(z))
-        loss = weighted_pixel_loss(out, video, object_pixels(clips.scenes, clips.video).to(device))
+        loss = weighted_pixel_loss(out, video, object_pixels(clips.scenes, clips.video).to(device), OBJECT_WEIGHT)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -1,9 +1,11 @@
 """Stage 1: train the small causal video VAE on rendered clips.
 
 Loss: L1 + MSE on pixels, plus a small KL term that keeps the latent close to a unit Gaussian (so
-the DiT gets well-scaled latents). The encoder's log-variance half is trained as in a VAE; only the
-mean is used afterwards. The whole clip runs through the network at once: the causal convolutions
-make that identical to the chunked inference path.
+the DiT gets well-scaled latents). With an object weight above 0 the pixels where an object is drawn
+weigh more: a small fast object covers about 1% of a frame, and an unweighted loss lets the encoder
+drop it (docs/vae_diagnosis.md: fast movers faded in later frames). The encoder's log-variance half
+is trained as in a VAE; only the mean is used afterwards. The whole clip runs through the network at
+once: the causal convolutions make that identical to the chunked inference path.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import Tensor
 
 from ..config import VAEConfig
 from ..vae import WanVAE
-from .data import VAE_BUCKETS, clip_batch
+from .data import VAE_BUCKETS, clip_batch, object_pixels
 from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
@@ -36,21 +38,35 @@ def reconstruct(vae: WanVAE, z: Tensor) -> Tensor:
     return vae.decoder(vae.conv2(z))
 
 
-def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+def weighted_pixel_loss(out: Tensor, video: Tensor, objects: Tensor, object_weight: float) -> Tensor:
+    """L1 + MSE with the ``objects`` pixels weighted ``1 + object_weight``, normalised by the total weight."""
+    weight = 1.0 + object_weight * objects.float()
+    err = (out - video).abs() + (out - video).square()
+    return (weight * err).sum() / (weight.sum() * video.shape[1])
+
+
+def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator, objects: Tensor | None = None,
+             object_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+    """The VAE's training loss on ``video``; ``objects`` ([B, 1, T, H, W] bool) is needed when ``object_weight`` > 0."""
+    if object_weight > 0 and objects is None:
+        raise ValueError("vae_loss: object_weight > 0 needs the object mask (train.data.object_pixels)")
     mu, logvar = posterior(vae, video)
     eps = torch.randn(mu.shape, generator=gen).to(mu.device)  # drawn on the CPU: the same on every device
     z = mu + eps * (0.5 * logvar).exp()
     out = reconstruct(vae, z)
     l1, mse = F.l1_loss(out, video), F.mse_loss(out, video)
+    pixels = l1 + mse if object_weight == 0.0 else weighted_pixel_loss(out, video, objects, object_weight)
     kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
-    loss = l1 + mse + KL_WEIGHT * kl
+    loss = pixels + KL_WEIGHT * kl
     return loss, {"loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
 
 
 def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: int = 0,
               log_every: int = 10, save_every: int = 50, config: VAEConfig = DEFAULT_VAE,
-              init: dict[str, Tensor] | None = None, device: torch.device | str = "cpu") -> WanVAE:
+              init: dict[str, Tensor] | None = None, device: torch.device | str = "cpu",
+              object_weight: float = 0.0) -> WanVAE:
     """Train (or resume) the VAE in ``run`` on ``device``; ``init`` seeds the weights of a fresh run (fine-tuning).
+    ``object_weight`` > 0 weighs object pixels ``1 + object_weight`` times a background pixel.
 
     ``batch`` counts 9-frame clips: a step holds about ``9 * batch`` frames of whichever bucket it draws.
     """
@@ -70,7 +86,9 @@ def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: 
     for step in range(start, steps):
         set_lr(opt, step, steps, lr, warmup=50)
         clips = clip_batch(seed, step, batch, VAE_BUCKETS, captions=False, frame_budget=batch * 9)
-        loss, parts = vae_loss(vae, clips.video.to(device), torch.Generator().manual_seed(seed * 7 + step))
+        objects = object_pixels(clips.scenes, clips.video).to(device) if object_weight > 0 else None
+        loss, parts = vae_loss(vae, clips.video.to(device), torch.Generator().manual_seed(seed * 7 + step),
+                               objects, object_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
