@@ -1,11 +1,12 @@
 """Where the default model's VAE loses objects: by speed, over the clip's time, and what a wider VAE costs.
 
-    python bench/vae_diagnosis.py [--model default] [--n 120] [--seed 6000] [--decoder-state NAME=PATH ...]
+    python bench/vae_diagnosis.py [--model default] [--n 120] [--seed 6000] [--vae-state NAME=PATH ...]
         [--out docs/vae_diagnosis.md]
 
 1. The evaluator on the VAE's reconstruction of rendered scenes (the comparison prompts of
-   bench/compare_models.py by default), presence split by the object's speed; ``--decoder-state`` adds a row
-   per decoder fine-tuning state (``decoder_state.safetensors`` of a ``--decoder-only`` training run).
+   bench/compare_models.py by default), presence split by the object's speed; ``--vae-state`` adds a row
+   per VAE training state: ``vae_state.safetensors`` of a VAE stage, or ``decoder_state.safetensors`` of a
+   ``--decoder-only`` run (both hold the whole VAE).
 2. For the scenes whose reconstruction loses the object: the object's mean absolute error (of 255) per frame,
    with the clip played forwards and backwards through the VAE. If the error followed the object's position
    (e.g. the frame's border), reversing the clip would leave it on the same frames; if it follows the clip's
@@ -103,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=6000)
-    parser.add_argument("--decoder-state", nargs="*", default=[], metavar="NAME=PATH",
-                        help="decoder fine-tuning states to score beside the checkpoint's own decoder")
+    parser.add_argument("--vae-state", nargs="*", default=[], metavar="NAME=PATH",
+                        help="VAE or decoder training states to score beside the checkpoint's own VAE")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -122,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Reconstruction of the rendered scenes, by speed",
         "",
-        "| decoder | colour | shape | motion | present in every frame | all four | present: slow | present: fast |",
+        "| VAE | colour | shape | motion | present in every frame | all four | present: slow | present: fast |",
         "|---|---|---|---|---|---|---|---|",
         speed_row("the checkpoint's", base, cases),
     ]
-    for item in args.decoder_state:
+    for item in args.vae_state:
         name, _, path = item.partition("=")
         step, _ = load_state(path, models.vae, None)
         lines.append(speed_row(f"{name} (step {step})", vae_results(models, args.n, args.seed), cases))
