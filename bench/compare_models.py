@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quality import KEYS, to_uint8, vae_results  # noqa: E402
+from quality import KEYS, presence_by_speed, to_uint8, vae_results  # noqa: E402
 
 from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
@@ -67,12 +67,9 @@ def score_model(models, cases: list, seed: int, settings: dict[str, object]) -> 
 
 
 def by_speed(results: list[dict[str, bool]], cases: list) -> str:
-    """Presence among the prompts whose main object moves slowly / fast (fast motion is the hard part)."""
-    parts = []
-    for speed in ("slow", "fast"):
-        picked = [r["present_ok"] for r, c in zip(results, cases, strict=True) if c.scene.objects[0].speed == speed]
-        parts.append(f"{100 * sum(picked) / len(picked):.1f}% of {len(picked)}" if picked else "none asked")
-    return " | ".join(parts)
+    """Presence among the prompts whose main object moves slowly / fast, as table cells."""
+    return " | ".join(f"{100 * hits / n:.1f}% of {n}" if n else "none asked"
+                      for hits, n in presence_by_speed(results, cases).values())
 
 
 def report(paths: list[str], scores: list[list[dict[str, bool]]], cases: list, seed: int, seconds: float,

@@ -72,6 +72,16 @@ def vae_results(models, n: int, seed: int) -> list[dict[str, bool]]:
     return results
 
 
+def presence_by_speed(results: list[dict[str, bool]], cases: list) -> dict[str, tuple[int, int]]:
+    """(clips with the object in every frame, clips) among the prompts whose main object moves slowly / fast
+    (still objects count as slow): fast motion is the hard part for the small VAE."""
+    counts = {}
+    for speed in ("slow", "fast"):
+        picked = [r["present_ok"] for r, c in zip(results, cases, strict=True) if c.scene.objects[0].speed == speed]
+        counts[speed] = (sum(picked), len(picked))
+    return counts
+
+
 def score_vae(models, n: int, seed: int) -> dict[str, float]:
     """Rates of :func:`vae_results`: the ceiling the DiT works under."""
     results = vae_results(models, n, seed)

@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quality import KEYS, vae_results  # noqa: E402
+from quality import KEYS, presence_by_speed, vae_results  # noqa: E402
 
 from sora_core.pipeline import load_models  # noqa: E402
 from sora_core.train.data import clip_batch, object_pixels  # noqa: E402
@@ -42,9 +42,7 @@ from sora_core.world.render import render, to_model_range  # noqa: E402
 
 def speed_row(name: str, results: list[dict[str, bool]], cases: list) -> str:
     cells = [f"{100 * sum(r[k] for r in results) / len(results):.1f}%" for k in KEYS]
-    for speed in ("slow", "fast"):
-        picked = [r["present_ok"] for r, c in zip(results, cases, strict=True) if c.scene.objects[0].speed == speed]
-        cells.append(f"{sum(picked)}/{len(picked)}")
+    cells += [f"{hits}/{n}" for hits, n in presence_by_speed(results, cases).values()]
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
@@ -127,11 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|",
         speed_row("the checkpoint's", base, cases),
     ]
+    own = {k: v.clone() for k, v in models.vae.state_dict().items()}
     for item in args.vae_state:
         name, _, path = item.partition("=")
         step, _ = load_state(path, models.vae, None)
         lines.append(speed_row(f"{name} (step {step})", vae_results(models, args.n, args.seed), cases))
-    models = load_models(args.model)  # the checkpoint's own decoder again
+    models.vae.load_state_dict(own)  # the checkpoint's own VAE again, for the failing scenes it picked
     failing = [c for c, r in zip(cases, base, strict=True) if not r["present_ok"]]
     lines += ["", f"## Time or position? The {len(failing)} scenes whose reconstruction loses the object", "",
               "Mean absolute error (of 255) over the object's pixels, first and last three frames in the order the "

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from compare_models import parse_settings, settings_label  # noqa: E402
+from quality import presence_by_speed  # noqa: E402
 
 
 def test_settings_variants_parse_to_typed_generate_arguments() -> None:
@@ -25,3 +26,14 @@ def test_settings_variants_parse_to_typed_generate_arguments() -> None:
 def test_bad_settings_name_the_problem(text: str, names: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=names):
         parse_settings(text)
+
+
+def test_presence_by_speed_counts_each_speed_apart() -> None:
+    from sora_core.world.dataset import prompt_set
+
+    cases = prompt_set(12, seed=6000, kind="short")
+    results = [{"present_ok": c.scene.objects[0].speed == "fast"} for c in cases]  # only the fast ones kept
+    counts = presence_by_speed(results, cases)
+    fast = sum(c.scene.objects[0].speed == "fast" for c in cases)
+    assert 0 < fast < len(cases)
+    assert counts == {"slow": (0, len(cases) - fast), "fast": (fast, fast)}

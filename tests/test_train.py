@@ -283,3 +283,11 @@ def test_vae_object_weight_only_changes_the_loss_where_objects_are() -> None:
     assert loss(objects=objects, object_weight=4.0) != pytest.approx(plain, rel=1e-3)
     with pytest.raises(ValueError, match="object mask"):
         loss(object_weight=4.0)
+    with pytest.raises(ValueError, match="object_weight=-1"):
+        loss(objects=objects, object_weight=-1.0)
+
+
+def test_train_vae_uses_its_object_weight(tmp_path) -> None:
+    weights = [vae_stage.train_vae(tmp_path / str(w), steps=1, batch=1, config=TINY_VAE, object_weight=w).state_dict()
+               for w in (0.0, 4.0)]
+    assert any(not torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder-fast-only", action="store_true",
                         help="with --decoder-only: fine-tune on fast-moving objects in clips of 17+ frames only")
     parser.add_argument("--decoder-only", action="store_true",
-                        help="only fine-tune the decoder (can run beside the DiT stage: the latents do not change)")
+                        help="only fine-tune the decoder (can run beside the DiT stage: the latents do not change); "
+                        "with no --decoder-steps it stops after the VAE stage")
     parser.add_argument("--object-weight", type=float, default=1.0,
                         help="DiT loss weight of the latent cells that show an object, relative to background "
                         "cells (1: plain mean)")

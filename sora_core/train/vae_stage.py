@@ -48,6 +48,8 @@ def weighted_pixel_loss(out: Tensor, video: Tensor, objects: Tensor, object_weig
 def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator, objects: Tensor | None = None,
              object_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """The VAE's training loss on ``video``; ``objects`` ([B, 1, T, H, W] bool) is needed when ``object_weight`` > 0."""
+    if object_weight < 0:
+        raise ValueError(f"vae_loss: object_weight={object_weight}; use 0 (plain mean) or more")
     if object_weight > 0 and objects is None:
         raise ValueError("vae_loss: object_weight > 0 needs the object mask (train.data.object_pixels)")
     mu, logvar = posterior(vae, video)
@@ -55,7 +57,7 @@ def vae_loss(vae: WanVAE, video: Tensor, gen: torch.Generator, objects: Tensor |
     z = mu + eps * (0.5 * logvar).exp()
     out = reconstruct(vae, z)
     l1, mse = F.l1_loss(out, video), F.mse_loss(out, video)
-    pixels = l1 + mse if object_weight == 0.0 else weighted_pixel_loss(out, video, objects, object_weight)
+    pixels = weighted_pixel_loss(out, video, objects, object_weight) if object_weight > 0 else l1 + mse
     kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
     loss = pixels + KL_WEIGHT * kl
     return loss, {"loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
