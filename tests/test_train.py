@@ -291,3 +291,20 @@ def test_train_vae_uses_its_object_weight(tmp_path) -> None:
     weights = [vae_stage.train_vae(tmp_path / str(w), steps=1, batch=1, config=TINY_VAE, object_weight=w).state_dict()
                for w in (0.0, 4.0)]
     assert any(not torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))
+
+
+def test_a_pool_grows_to_the_pool_built_at_the_larger_size(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(dit_stage, "DIT_BUCKETS", ((64, 64, 9),))
+    torch.manual_seed(0)
+    vae = WanVAE(TINY_VAE).eval()
+    small = dit_stage.build_pool(vae, seed=2, clips_per_bucket=5, batch=3)
+    grown = dit_stage.build_pool(vae, seed=2, clips_per_bucket=11, batch=3, grow=small)
+    whole = dit_stage.build_pool(vae, seed=2, clips_per_bucket=11, batch=3)
+    key = (64, 64, 9)
+    assert grown.captions[key] == whole.captions[key] and len(set(whole.captions[key])) == 11
+    assert torch.equal(grown.latents[key][:5], small.latents[key])  # the kept clips are not re-encoded
+    assert torch.allclose(grown.latents[key], whole.latents[key], atol=1e-5)
+    assert torch.equal(grown.objects[key], whole.objects[key])
+    # A pool of another seed cannot grow: its clips would not be this seed's.
+    with pytest.raises(ValueError, match="not built with this seed, batch and VAE"):
+        dit_stage.build_pool(vae, seed=3, clips_per_bucket=8, batch=3, grow=small)

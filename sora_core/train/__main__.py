@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .decoder_stage import OBJECT_WEIGHT as DECODER_OBJECT_WEIGHT
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sora_core.train", description=__doc__,
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--vae-object-weight", type=float, default=0.0,
                         help="extra VAE loss weight of the pixels that show an object (0: plain mean; the "
-                        "decoder stage uses 4)")
+                        f"decoder stage uses {DECODER_OBJECT_WEIGHT:g})")
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
     parser.add_argument("--dit-lr", type=float, default=4e-4,
@@ -44,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--object-weight", type=float, default=1.0,
                         help="DiT loss weight of the latent cells that show an object, relative to background "
                         "cells (1: plain mean)")
-    parser.add_argument("--pool", type=int, default=1500, help="encoded training clips per size/length bucket")
+    parser.add_argument("--pool", type=int, default=1500,
+                        help="encoded training clips per size/length bucket; a larger value on an existing run "
+                        "grows its pool (the clips it has are kept, only the new ones are encoded)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto",
                         help="auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N")
@@ -102,10 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             export_with_new_decoder(args, init_dit_model, vae, round(time.perf_counter() - t1))
         return 0
     pool_path = args.run / "latent_pool.safetensors"
-    if pool_path.exists():
-        pool = load_pool(pool_path)
-    else:
-        pool = build_pool(vae, args.seed, args.pool)
+    pool = load_pool(pool_path) if pool_path.exists() else None
+    if pool is None or min(len(c) for c in pool.captions.values()) < args.pool:
+        pool = build_pool(vae, args.seed, args.pool, grow=pool)  # a larger --pool grows the run's pool
         save_pool(pool, pool_path)
     t_pool = time.perf_counter() - t0 - t_vae
     text = MiniLMTextEncoder().to(device)

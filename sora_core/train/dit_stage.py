@@ -63,23 +63,55 @@ def latent_cells(pixels: Tensor, temporal: int, spatial: int) -> Tensor:
 
 
 @torch.no_grad()
-def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16) -> LatentPool:
+def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16,
+               grow: LatentPool | None = None) -> LatentPool:
+    """Encode ``clips_per_bucket`` training clips of every bucket.
+
+    Clip ``k`` of a bucket is the same for every pool size (batches are pure functions of seed and batch
+    index), so ``grow`` (a smaller pool of the same seed, batch and VAE) keeps its clips and only the
+    missing ones are encoded. The batch holding its last clips is encoded again as a check, and a pool
+    that does not match is refused."""
     latents: dict = {}
     captions: dict = {}
     objects: dict = {}
     for b, bucket in enumerate(dict.fromkeys(DIT_BUCKETS)):
+        have = 0 if grow is None else min(len(grow.captions.get(bucket, [])), clips_per_bucket)
+        first = max(0, have - 1) // batch if have else 0
         chunks, texts, cells = [], [], []
-        for i in range(math.ceil(clips_per_bucket / batch)):
+        for i in range(first, math.ceil(clips_per_bucket / batch)):
             clips = clip_batch(seed + 1000 * (b + 1), i, batch, [bucket])
             chunks.append(vae.encode(clips.video.to(vae.device)).cpu())
             texts += clips.captions
             cells.append(latent_cells(object_pixels(clips.scenes, clips.video), vae.config.temporal_factor,
                                       vae.config.spatial_factor))
-        latents[bucket] = torch.cat(chunks)[:clips_per_bucket]
+        new_latents, new_cells = torch.cat(chunks), torch.cat(cells)
+        if have:
+            new_latents, new_cells, texts = _joined(grow, bucket, have, first * batch, new_latents, new_cells,
+                                                    texts)
+        latents[bucket] = new_latents[:clips_per_bucket]
         captions[bucket] = texts[:clips_per_bucket]
-        objects[bucket] = torch.cat(cells)[:clips_per_bucket]
-        print(f"pool: {bucket} {tuple(latents[bucket].shape)}", flush=True)
+        objects[bucket] = new_cells[:clips_per_bucket]
+        print(f"pool: {bucket} {tuple(latents[bucket].shape)}" + (f" ({have} kept)" if have else ""), flush=True)
     return LatentPool(latents, captions, objects)
+
+
+def _joined(grow: LatentPool, bucket: tuple[int, int, int], have: int, offset: int, latents: Tensor,
+            cells: Tensor, texts: list[str]) -> tuple[Tensor, Tensor, list[str]]:
+    """The kept clips ``[:have]`` of ``grow`` followed by the newly encoded ones (which start at clip
+    ``offset``), after checking that the clips encoded twice agree."""
+    if grow.objects is None:
+        raise ValueError("the run's latent pool was saved before pools kept their object cells and cannot grow: "
+                         "delete its latent_pool.safetensors to rebuild it")
+    overlap = slice(offset, have)
+    same = (grow.captions[bucket][overlap] == texts[:have - offset]
+            and torch.allclose(grow.latents[bucket][overlap], latents[:have - offset], atol=1e-3))
+    if not same:
+        raise ValueError(f"the run's latent pool ({have} clips of {bucket}) was not built with this seed, batch "
+                         "and VAE, so it cannot grow: delete its latent_pool.safetensors, or keep --pool at its size")
+    skip = have - offset
+    return (torch.cat([grow.latents[bucket][:have], latents[skip:]]),
+            torch.cat([grow.objects[bucket][:have], cells[skip:]]),
+            grow.captions[bucket][:have] + texts[skip:])
 
 
 def save_pool(pool: LatentPool, path: Path) -> None:
