@@ -13,8 +13,9 @@ A lower training loss can mean a model that draws better or one that remembers i
   as the benchmark's prompts are.
 
 Each clip is scored at the same noise levels with the same noise for every model, text-to-video (no clean
-frames), as the training loss is. A gap between the first column and the others that grows from one model
-to the next is memorising; a loss that falls on all three is learning.
+frames), as the training loss is. The sets differ in difficulty (how many objects, how fast), so compare a
+column between models, not the columns of one row: a loss that falls on the first set more than on the
+others is memorising; one that falls on all three alike is learning.
 """
 
 from __future__ import annotations
