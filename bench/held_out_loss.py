@@ -106,12 +106,17 @@ def main() -> None:
     fresh, held = fresh_clips(args.n), held_out_clips(args.n)
 
     rows = ["| model | trained on | fresh clips | held-out combinations |", "|---|---|---|---|"]
+    sets: list[tuple[torch.Tensor, list[str]]] = []
+    vae_state: dict[str, torch.Tensor] = {}
     for path in args.models:
         models = load_models(path)
-        models.dit.eval()
-        cells = [mean_loss(models, trained[0], trained[1], sigmas)]
-        for video, captions in (fresh, held):
-            cells.append(mean_loss(models, encode(models, video), captions, sigmas))
+        if not sets:  # the models share one VAE: the fresh and held-out clips are encoded once
+            vae_state = models.vae.state_dict()
+            sets = [trained] + [(encode(models, video), captions) for video, captions in (fresh, held)]
+        elif not all(torch.equal(v, vae_state[k]) for k, v in models.vae.state_dict().items()):
+            parser.error(f"{path} has another VAE than {args.models[0]}: its latents are not the pool's; compare "
+                         "only checkpoints that share the VAE that encoded --pool")
+        cells = [mean_loss(models, latents, captions, sigmas) for latents, captions in sets]
         rows.append(f"| `{path}` | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
         print(rows[-1], flush=True)
     command = "python bench/held_out_loss.py " + " ".join(sys.argv[1:])

@@ -302,7 +302,7 @@ def test_a_pool_grows_to_the_pool_built_at_the_larger_size(tmp_path, monkeypatch
     whole = dit_stage.build_pool(vae, seed=2, clips_per_bucket=11, batch=3)
     key = (64, 64, 9)
     assert grown.captions[key] == whole.captions[key] and len(set(whole.captions[key])) == 11
-    assert torch.equal(grown.latents[key][:5], small.latents[key])  # the kept clips are not re-encoded
+    assert torch.equal(grown.latents[key][:5], small.latents[key])  # the kept clips stay as they were
     assert torch.allclose(grown.latents[key], whole.latents[key], atol=1e-5)
     assert torch.equal(grown.objects[key], whole.objects[key])
     # A pool of another seed cannot grow: its clips would not be this seed's.

@@ -76,7 +76,7 @@ def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16,
     objects: dict = {}
     for b, bucket in enumerate(dict.fromkeys(DIT_BUCKETS)):
         have = 0 if grow is None else min(len(grow.captions.get(bucket, [])), clips_per_bucket)
-        first = max(0, have - 1) // batch if have else 0
+        first = (have - 1) // batch if have else 0  # the batch holding the last kept clip
         chunks, texts, cells = [], [], []
         for i in range(first, math.ceil(clips_per_bucket / batch)):
             clips = clip_batch(seed + 1000 * (b + 1), i, batch, [bucket])
