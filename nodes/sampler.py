@@ -61,12 +61,12 @@ def sampling_inputs() -> list:
                      tooltip="Same seed and settings give the same video on the same device."),
         io.Int.Input("steps", default=20, min=1, max=1000,
                      tooltip="Sampling steps; Wan 2.1 uses 30-50, the bundled model about 8-20."),
-        io.Float.Input("cfg", default=5.0, min=1.0, max=30.0, step=0.1, round=0.01,
+        io.Float.Input("cfg", default=3.0, min=1.0, max=30.0, step=0.1, round=0.01,
                        tooltip="Classifier-free guidance; 1 disables the negative prompt (twice as fast). "
-                       "Wan 2.1: 5; the bundled model: 3 (its workflows set it)."),
-        io.Float.Input("shift", default=5.0, min=0.1, max=50.0, step=0.1, round=0.01,
-                       tooltip="Sigma schedule shift; higher spends more steps at high noise "
-                       "(Wan: 5 for text-to-video, 3 at 480p image-to-video; the bundled model: 3)."),
+                       "The default fits the bundled model (3); Wan 2.1 uses 5 (its workflows set it)."),
+        io.Float.Input("shift", default=3.0, min=0.1, max=50.0, step=0.1, round=0.01,
+                       tooltip="Sigma schedule shift; higher spends more steps at high noise. The default fits "
+                       "the bundled model (3); Wan 2.1 uses 5 for text-to-video, 3 at 480p image-to-video."),
         io.Combo.Input("sampler", options=sorted(sampling.SAMPLERS), default="unipc",
                        tooltip="unipc (Wan's default, good in few steps) or euler."),
     ]
