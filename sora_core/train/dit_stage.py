@@ -7,7 +7,7 @@
 - Noise level: sigma from a logit-normal shifted like the sampling schedule (shift 3): mid and high
   noise, where layout and motion are decided, get most of the steps.
 - Conditioning frames: in half of the samples some latent frames (first, last, both, a run at the
-  start or the end, or a random span) are given clean with timestep 0 and left out of the loss; the
+  start, at the end or at both ends, or a random span) are given clean with timestep 0 and left out of the loss; the
   model thereby learns the per-frame conditioning the temporal operations (image-to-video, extend,
   loop) use.
 - Mid-clip windows: 70% of the 33-frame samples are cut to 5 latent frames starting at a later
@@ -151,23 +151,28 @@ def condition_mask(rng, frames: int) -> Tensor:
     """Which latent frames are given clean (True).
 
     Half the samples get none (text-to-video). The rest follow the operations: the first frame
-    (image-to-video), the last, both (keyframes, blend), a run of first frames (extending forward), a
-    run of last frames (extending backward) or a random span (re-cut).
+    (image-to-video), the last, both (keyframes), a run of first frames (extending forward), a run of
+    last frames (extending backward), runs at both ends with a span between them to generate (blend,
+    re-cut) or a random span.
     """
     mask = torch.zeros(frames, dtype=torch.bool)
     kind = rng.random()
     if kind < 0.5 or frames < 2:
         return mask
-    if kind < 0.62:
+    if kind < 0.61:
         mask[0] = True
-    elif kind < 0.66:
+    elif kind < 0.65:
         mask[-1] = True
-    elif kind < 0.71:
+    elif kind < 0.69:
         mask[0] = mask[-1] = True
-    elif kind < 0.83:
+    elif kind < 0.80:
         mask[: rng.randint(1, frames - 1)] = True
-    elif kind < 0.91:
+    elif kind < 0.87:
         mask[-rng.randint(1, frames - 1):] = True
+    elif kind < 0.93 and frames >= 3:
+        gap_start = rng.randint(1, frames - 2)
+        gap_end = rng.randint(gap_start + 1, frames - 1)
+        mask[:gap_start] = mask[gap_end:] = True
     else:
         start = rng.randrange(frames - 1)
         mask[start:start + rng.randint(1, max(1, frames // 2))] = True
