@@ -341,11 +341,18 @@ def blend(engine: Engine, context: Tensor, negative: Tensor | None, first: Clip,
     mask = torch.ones(window.shape[2], dtype=torch.bool)
     mask[overlap: overlap + new + 1] = False
     out = engine.sample(tuple(window.shape), context, negative, known=window, mask=mask)
-    joined = torch.cat([lat_a, out[:, :, overlap: overlap + new + 1]], dim=2)
-    decoded = engine.decode(joined)
+    groups = out[:, :, overlap: overlap + new + 1]
+    # The causal decoder carries its memory of A's look (background, shading) into every later frame:
+    # even B's own latents, decoded after A, come out ~25 levels off B's frames. So the transition is
+    # also decoded after a still of B's first frame, and handed over from the decode after A to that one
+    # across its frames. Both decode the same latents: where things are and how they move stay the DiT's.
     start = frames_a.shape[0]
-    transition = decoded[start: start + transition_frames]
-    return Clip(torch.cat([frames_a, transition, frames_b]), None)
+    after_a = engine.decode(torch.cat([lat_a, groups], dim=2))[start: start + transition_frames]
+    lead_b = engine.encode(frames_b[:1].expand(TEMPORAL + 1, -1, -1, -1))
+    after_b = engine.decode(torch.cat([lead_b, groups], dim=2))[TEMPORAL + 1: TEMPORAL + 1 + transition_frames]
+    handover = torch.linspace(0, 1, transition_frames).view(-1, 1, 1, 1)
+    transition = after_a * (1 - handover) + after_b * handover
+    return Clip(torch.cat([frames_a, transition.to(frames_a.dtype), frames_b]), None)
 
 
 @dataclass(frozen=True)

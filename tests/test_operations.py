@@ -160,9 +160,19 @@ def test_loop_from_a_prompt_is_a_period_of_groups_decoded_with_time_wrapped_arou
 def test_blend_joins_two_clips_with_a_generated_transition(nets) -> None:
     e = engine(nets)
     a, b = clip(9, seed=1), clip(9, seed=2)
+    decoded = []
+    decode = e.decode
+    e.decode = lambda latent: decoded.append(decode(latent)) or decoded[-1]
     out = ops.blend(e, text(0), None, a, b, transition_frames=7, overlap_frames=4)
     assert out.frames.shape[0] == 9 + 7 + 9
     assert torch.equal(out.frames[:9], a.frames) and torch.equal(out.frames[16:], b.frames)
+    # The transition is handed over from its decode after A (first frame) to its decode after a still of
+    # B's first frame (last frame): the decoder's memory of A's look does not reach B.
+    after_a, after_b = decoded[-2][9:16], decoded[-1][5:12]
+    torch.testing.assert_close(out.frames[9], after_a[0])
+    torch.testing.assert_close(out.frames[15], after_b[-1])
+    torch.testing.assert_close(out.frames[12], (after_a[3] + after_b[3]) / 2)
+    assert not torch.allclose(after_a, after_b, atol=1e-3)
     with pytest.raises(InputError, match="4k\\+3"):
         ops.blend(e, text(0), None, a, b, transition_frames=8)
 
