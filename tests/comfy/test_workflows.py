@@ -13,6 +13,8 @@ import av
 import pytest
 from PIL import Image
 
+from sora_core.loading.safetensors_io import read_metadata
+from sora_core.pipeline import DEFAULT_CHECKPOINT
 from tests.comfy.client import PromptRejected
 from tests.comfy.test_operations import EXPECTED as OPERATION_EXPECTATIONS
 from tests.weights import write_tiny_wan_files
@@ -52,6 +54,9 @@ def video_outputs(entry: dict, server) -> list[Path]:
     return [p for p in paths if p.suffix in (".mp4", ".webm", ".webp", ".png")]
 
 
+BUNDLED_DEFAULTS = json.loads(read_metadata(DEFAULT_CHECKPOINT)["sampling_defaults"])
+
+
 def test_object_info_lists_every_node_with_tooltips(server):
     info = server.client.object_info()
     for node_id in NODE_IDS:
@@ -63,6 +68,10 @@ def test_object_info_lists_every_node_with_tooltips(server):
         for name, (_, options) in inputs.items():
             assert options.get("tooltip"), f"{node_id}.{name} has no tooltip"
         assert node["description"]
+        # The loaders default to the bundled model, so the sampling settings default to what it was made for.
+        for name in ("steps", "cfg", "shift", "sampler"):
+            if name in inputs:
+                assert inputs[name][1]["default"] == BUNDLED_DEFAULTS[name], f"{node_id}.{name}"
 
 
 def test_workflows_show_in_the_template_browser(server):
