@@ -57,6 +57,14 @@ class TemporalCondition:
         return self.mask.to(like.device).view(self.mask.shape[0], 1, self.mask.shape[1], 1, 1)
 
 
+# Loops: the DiT sees one more latent frame before the rotated period (the period's last frame again),
+# so the window is a stretch of the endless loop as long as the mid-clip windows it was trained on
+# (5 latent frames for a 16-frame period) and every frame it keeps has its predecessor in view. Without
+# it, still objects in 16-frame loops broke up into several (motion right 22/31, with it 31/31;
+# docs/quality.md).
+CIRCULAR_LEAD = 1
+
+
 @dataclass(frozen=True)
 class PromptSpan:
     """A prompt that governs some latent frames (a storyboard shot). context: [B, L, D] text states;
@@ -79,7 +87,8 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
     what keeps the subject the same across shots). ``circular`` (loops): each call rolls the clip by a
     different number of frames before the DiT sees it and rolls the velocity back, so the last frame
     is a neighbour of the first as often as any two frames are neighbours: the wrap-around seam is
-    denoised like any other transition.
+    denoised like any other transition. The rotated clip is shown after a lead of its own last
+    ``CIRCULAR_LEAD`` frames (the loop's past), whose velocity is dropped.
     """
     if spans is None:
         if context is None:
@@ -112,9 +121,12 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
         shift = calls[0] % frames if circular else 0
         calls[0] += 1
         xd, t = x_in.roll(shift, dims=2).to(dit.dtype), t.roll(shift, dims=1)
+        lead = min(CIRCULAR_LEAD, frames) if circular else 0
+        if lead:
+            xd, t = torch.cat([xd[:, :, -lead:], xd], dim=2), torch.cat([t[:, -lead:], t], dim=1)
         v = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         for sp, ctx in zip(spans, positives, strict=True):
-            part = guided(xd, t, ctx).roll(-shift, dims=2)
+            part = guided(xd, t, ctx)[:, :, lead:].roll(-shift, dims=2)
             v = part if sp.frames is None else torch.where(sp.frames.to(x.device).view(1, 1, frames, 1, 1), part, v)
         if cond is not None:
             # denoised = known for the given frames: keeps them on their noising path to the exact value.

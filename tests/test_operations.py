@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sora_core import operations as ops
-from sora_core.conditioning import PromptSpan, conditioned_velocity
+from sora_core.conditioning import CIRCULAR_LEAD, PromptSpan, conditioned_velocity
 from sora_core.config import DIT_PRESETS, VAEConfig
 from sora_core.dit import WanDiT
 from sora_core.errors import InputError
@@ -99,7 +99,6 @@ def test_group_latents_code_a_clips_start_as_mid_clip_groups(nets) -> None:
 
 
 def test_circular_denoising_shows_the_dit_every_rotation_of_the_clip(nets) -> None:
-    dit, _ = nets
     seen = []
 
     class Spy(torch.nn.Module):
@@ -107,17 +106,18 @@ def test_circular_denoising_shows_the_dit_every_rotation_of_the_clip(nets) -> No
 
         def forward(self, x, t, context):
             seen.append(x[0, 0, :, 0, 0].clone())
-            return torch.zeros_like(x)
+            return x.clone()  # velocity = input: shows which window position each frame's velocity came from
 
     x = torch.arange(4.0).view(1, 1, 4, 1, 1).expand(1, 16, 4, 2, 2).contiguous()
     model = conditioned_velocity(Spy(), text(0), None, 1.0, None, circular=True)
     for _ in range(4):
-        model(x, torch.tensor(0.5))
-    firsts = sorted(int(s[0]) for s in seen)
-    assert firsts == [0, 1, 2, 3]  # each frame was at the DiT's position 0 once
-    for s in seen:  # always a rotation: neighbours stay neighbours, the last frame next to the first
-        start = int(s[0])
-        assert s.tolist() == [float((start + i) % 4) for i in range(4)]
+        assert torch.equal(model(x, torch.tensor(0.5)), x)  # the lead's velocity is dropped, the roll undone
+    lead = CIRCULAR_LEAD
+    firsts = sorted(int(s[lead]) for s in seen)
+    assert firsts == [0, 1, 2, 3]  # each frame was first after the lead once
+    for s in seen:  # a stretch of the endless loop: the period's last frames lead into its first
+        start = int(s[lead])
+        assert s.tolist() == [float((start - lead + i) % 4) for i in range(4 + lead)]
 
 
 def test_loop_from_a_clip_keeps_its_start_and_regenerates_its_end(nets) -> None:
