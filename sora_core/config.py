@@ -68,6 +68,9 @@ class VAEConfig:
 
     base_dim: int = 96
     z_dim: int = 16
+    # The decoder's own width when it differs from the encoder's (None: base_dim, as in Wan's checkpoints):
+    # a wider decoder draws more from the same latent space, so the DiT trained on it stays valid.
+    decoder_base_dim: int | None = None
     dim_mult: tuple[int, ...] = (1, 2, 4, 4)
     num_res_blocks: int = 2
     attn_scales: tuple[float, ...] = ()
@@ -81,6 +84,10 @@ class VAEConfig:
                 f"VAEConfig: latents_mean/std need z_dim={self.z_dim} values, "
                 f"got {len(self.latents_mean)}/{len(self.latents_std)}"
             )
+
+    @property
+    def decoder_dim(self) -> int:
+        return self.base_dim if self.decoder_base_dim is None else self.decoder_base_dim
 
     @property
     def spatial_factor(self) -> int:

@@ -289,7 +289,7 @@ class Decoder3d(nn.Module):
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         mult = cfg.dim_mult
-        dims = [cfg.base_dim * m for m in (mult[-1], *reversed(mult))]
+        dims = [cfg.decoder_dim * m for m in (mult[-1], *reversed(mult))]
         temporal_up = tuple(reversed(cfg.temporal_downsample))
         self.conv1 = CausalConv3d(cfg.z_dim, dims[0], 3, padding=1)
         self.middle = nn.Sequential(ResidualBlock(dims[0], dims[0]), AttentionBlock(dims[0]),

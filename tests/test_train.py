@@ -311,3 +311,50 @@ def test_a_pool_grows_to_the_pool_built_at_the_larger_size(tmp_path, monkeypatch
     # A pool of another seed cannot grow: its clips would not be this seed's.
     with pytest.raises(ValueError, match="not built with this seed, batch and VAE"):
         dit_stage.build_pool(vae, seed=3, clips_per_bucket=8, batch=3, grow=small)
+
+
+def test_a_widened_decoder_decodes_exactly_as_before_and_keeps_the_encoder() -> None:
+    from sora_core.train.widen import widen_decoder
+
+    torch.manual_seed(0)
+    vae = WanVAE(TINY_VAE).eval()  # its decoder has a mid attention block and temporal upsamples
+    for p in vae.parameters():  # fresh convs are near zero: give every weight a say in the output
+        p.data += 0.1 * torch.randn_like(p)
+    wide = widen_decoder(vae, 3).eval()
+    assert wide.config.decoder_base_dim == 12 and wide.config.base_dim == 4
+    assert wide.decoder.conv1.out_channels == 3 * vae.decoder.conv1.out_channels
+    video = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(video)
+        assert torch.equal(wide.encode(video), z)
+        before, after = vae.decode(z), wide.decode(z)
+        assert before.abs().mean() > 0.05
+        torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
+        nudged = widen_decoder(vae, 3, noise=0.02).eval().decode(z)
+    change = (nudged - before).abs().mean() / before.abs().mean()
+    assert 0 < change < 0.1  # the copies are parted, the function barely changed
+
+
+def test_decoder_width_run_exports_a_wider_decoder_that_loads_without_its_config(tmp_path) -> None:
+    from sora_core.loading import _infer_vae_config, load_dit, load_vae
+    from sora_core.loading.safetensors_io import read_safetensors
+    from sora_core.train.__main__ import main
+
+    shipped = "sora_core/assets/default.safetensors"
+    out = tmp_path / "wide.safetensors"
+    assert main(["--run", str(tmp_path / "run"), "--init-from", shipped, "--vae-steps", "0", "--decoder-only",
+                 "--decoder-width", "2", "--decoder-steps", "1", "--decoder-lr", "1e-5", "--out", str(out)]) == 0
+    before, after = load_vae(shipped), load_vae(out)
+    assert after.config.decoder_dim == 2 * before.config.decoder_dim
+    assert after.config.latents_mean == before.config.latents_mean  # the DiT's latent space is kept
+    assert all(torch.equal(v, after.state_dict()[k]) for k, v in before.state_dict().items()
+               if k.startswith("encoder."))
+    assert torch.equal(load_dit(out).blocks[0].ffn[0].weight, load_dit(shipped).blocks[0].ffn[0].weight)
+    weights, _ = read_safetensors(out)
+    vae_weights = {k.removeprefix("vae."): v for k, v in weights.items() if k.startswith("vae.")}
+    assert _infer_vae_config(vae_weights, out).decoder_dim == after.config.decoder_dim
+    video = torch.rand(1, 3, 5, 64, 64) * 2 - 1
+    with torch.no_grad():
+        z = before.encode(video)
+        change = (after.decode(z) - before.decode(z)).abs().mean()
+    assert change < 0.05  # one gentle step from the widened copy: still the shipped decoder's picture

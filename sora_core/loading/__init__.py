@@ -142,7 +142,8 @@ def load_vae(
     cfg = config or _project_config(meta, "vae", VAEConfig) or _infer_vae_config(sd, path)
     with torch.device("meta"):
         model = WanVAE(cfg)
-    _assign_weights(model, sd, path, f"VAE with base_dim={cfg.base_dim}, z_dim={cfg.z_dim}")
+    _assign_weights(model, sd, path,
+                    f"VAE with base_dim={cfg.base_dim}, decoder width {cfg.decoder_dim}, z_dim={cfg.z_dim}")
     return _finish(model, dtype, device)
 
 
@@ -150,12 +151,16 @@ def _infer_vae_config(sd: dict[str, Tensor], path: Path) -> VAEConfig:
     try:
         base_dim = sd["encoder.conv1.weight"].shape[0]
         z_dim = sd["conv2.weight"].shape[0]
+        top = sd["decoder.conv1.weight"].shape[0]  # the decoder's widest stage: base_dim * dim_mult[-1]
     except KeyError as exc:
         raise WeightsError(f"{path.name}: VAE weights lack {exc}; the file is incomplete") from None
+    decoder_dim = top // VAEConfig().dim_mult[-1]
+    wider = None if decoder_dim == base_dim else decoder_dim
     if z_dim == 16:
-        return VAEConfig(base_dim=base_dim)
+        return VAEConfig(base_dim=base_dim, decoder_base_dim=wider)
     # Only the statistics of Wan's 16-channel latent are known; others come from project metadata.
-    return VAEConfig(base_dim=base_dim, z_dim=z_dim, latents_mean=(0.0,) * z_dim, latents_std=(1.0,) * z_dim)
+    return VAEConfig(base_dim=base_dim, z_dim=z_dim, decoder_base_dim=wider, latents_mean=(0.0,) * z_dim,
+                     latents_std=(1.0,) * z_dim)
 
 
 def load_text_encoder(

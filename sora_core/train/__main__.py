@@ -10,6 +10,7 @@ continues from its last saved step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="peak learning rate of the decoder fine-tuning (cosine decay to 10%% of it)")
     parser.add_argument("--decoder-fast-only", action="store_true",
                         help="with --decoder-only: fine-tune on fast-moving objects in clips of 17+ frames only")
+    parser.add_argument("--decoder-width", type=int, default=1,
+                        help="with --decoder-only: first make the decoder this many times wider (it starts decoding "
+                        "exactly as before and the latent space is kept, so the DiT stays valid)")
     parser.add_argument("--decoder-only", action="store_true",
                         help="only fine-tune the decoder (can run beside the DiT stage: the latents do not change); "
                         "with no --decoder-steps it stops after the VAE stage")
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="start fresh stages from this project checkpoint's weights (e.g. to train the shipped "
                         "default model further)")
     args = parser.parse_args(argv)
-    decoder_options = [f"--{dest.replace('_', '-')}" for dest in ("decoder_steps", "decoder_lr", "decoder_fast_only")
+    decoder_options = [f"--{dest.replace('_', '-')}" for dest in ("decoder_steps", "decoder_lr", "decoder_fast_only",
+                                                                            "decoder_width")
                        if getattr(args, dest) != parser.get_default(dest)]
     if decoder_options and not args.decoder_only:
         parser.error(f"{', '.join(decoder_options)} only apply to a --decoder-only run (the decoder fine-tuning "
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from .dit_stage import build_pool, load_pool, save_pool, train_dit
     from .export import export_default, with_latent_stats
     from .loop import training_device
-    from .vae_stage import latent_stats, train_vae
+    from .vae_stage import DEFAULT_VAE, latent_stats, train_vae
 
     device = training_device(args.device)
     print(f"training on {device}", flush=True)
@@ -82,23 +87,28 @@ def main(argv: list[str] | None = None) -> int:
     args.run.mkdir(parents=True, exist_ok=True)
     init_vae = init_dit = init_stats = None
     init_dit_model = None
+    vae_config = DEFAULT_VAE
     if args.init_from:
         from ..loading import load_dit, load_vae
 
         loaded = load_vae(args.init_from)
         init_vae, init_stats = loaded.state_dict(), [list(loaded.config.latents_mean), list(loaded.config.latents_std)]
+        vae_config = dataclasses.replace(DEFAULT_VAE, decoder_base_dim=loaded.config.decoder_base_dim)
         init_dit_model = load_dit(args.init_from)
         init_dit = init_dit_model.state_dict()
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
-                    init=init_vae, device=device, object_weight=args.vae_object_weight)
+                    config=vae_config, init=init_vae, device=device, object_weight=args.vae_object_weight)
     t_vae = time.perf_counter() - t0
     mean, std = run_latent_stats(args.run / "latent_stats.json", init_stats if args.vae_steps == 0 else None,
                                  lambda: latent_stats(vae, args.seed))
     vae = with_latent_stats(vae, mean, std).requires_grad_(False).to(device)
     if args.decoder_only:
         from .decoder_stage import train_decoder
+        from .widen import WIDEN_NOISE, widen_decoder
 
+        if args.decoder_width > 1:  # the same widening every time, so an interrupted run resumes onto it
+            vae = widen_decoder(vae, args.decoder_width, noise=WIDEN_NOISE, seed=args.seed)
         t1 = time.perf_counter()
         train_decoder(args.run, vae, steps=args.decoder_steps, lr=args.decoder_lr, seed=args.seed,
                       fast_only=args.decoder_fast_only)
@@ -142,6 +152,7 @@ def export_with_new_decoder(args: argparse.Namespace, dit: torch.nn.Module, vae:
     training = json.loads(read_metadata(args.init_from).get("training", "{}"))
     training["decoder_finetune"] = {"steps": args.decoder_steps, "lr": args.decoder_lr, "seed": args.seed,
                                     "fast_only": args.decoder_fast_only,
+                                    "width_factor": args.decoder_width,
                                     "seconds": seconds, "threads": torch.get_num_threads()}
     export_default(args.out, dit, vae.cpu(), MiniLMTextEncoder(), training)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB): the DiT of {args.init_from} with the "
