@@ -6,7 +6,7 @@
 1. The evaluator on the VAE's reconstruction of rendered scenes (the comparison prompts of
    bench/compare_models.py by default), presence split by the object's speed; ``--vae-state`` adds a row
    per VAE training state: ``vae_state.safetensors`` of a VAE stage, or ``decoder_state.safetensors`` of a
-   ``--decoder-only`` run (both hold the whole VAE).
+   ``--decoder-only`` run (both hold the whole VAE; a ``--decoder-width`` run's decoder is wider).
 2. For the scenes whose reconstruction loses the object: the object's mean absolute error (of 255) per frame,
    with the clip played forwards and backwards through the VAE. If the error followed the object's position
    (e.g. the frame's border), reversing the clip would leave it on the same frames; if it follows the clip's
@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -31,10 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from quality import KEYS, presence_by_speed, vae_results  # noqa: E402
 
+from sora_core.loading.safetensors_io import read_safetensors  # noqa: E402
 from sora_core.pipeline import load_models  # noqa: E402
 from sora_core.train.data import clip_batch, object_pixels  # noqa: E402
 from sora_core.train.state import load_state  # noqa: E402
 from sora_core.train.vae_stage import DEFAULT_VAE, vae_loss  # noqa: E402
+from sora_core.train.widen import widen_decoder  # noqa: E402
 from sora_core.vae import WanVAE  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
 from sora_core.world.render import render, to_model_range  # noqa: E402
@@ -68,6 +71,14 @@ def time_or_position(vae: WanVAE, failing: list) -> list[str]:
             first, last = statistics.mean(errors[:3]), statistics.mean(errors[-3:])
             lines.append(f"| {label} | {played} | {first:.0f} | {last:.0f} |")
     return lines
+
+
+def vae_for_state(vae: WanVAE, path: str) -> WanVAE:
+    """A VAE shaped for the training state at ``path``: the checkpoint's, or with its decoder widened as a
+    ``--decoder-width`` run widened it (the state then overwrites every weight)."""
+    tensors, _ = read_safetensors(path)
+    factor = tensors["model.decoder.conv1.weight"].shape[0] // vae.decoder.conv1.out_channels
+    return widen_decoder(vae, factor).eval()
 
 
 def wider_vae_costs(base_dims: tuple[int, ...] = (12, 16, 24)) -> list[str]:
@@ -125,12 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|",
         speed_row("the checkpoint's", base, cases),
     ]
-    own = {k: v.clone() for k, v in models.vae.state_dict().items()}
     for item in args.vae_state:
         name, _, path = item.partition("=")
-        step, _ = load_state(path, models.vae, None)
-        lines.append(speed_row(f"{name} (step {step})", vae_results(models, args.n, args.seed), cases))
-    models.vae.load_state_dict(own)  # the checkpoint's own VAE again, for the failing scenes it picked
+        vae = vae_for_state(models.vae, path)
+        step, _ = load_state(path, vae, None)
+        lines.append(speed_row(f"{name} (step {step})", vae_results(SimpleNamespace(vae=vae), args.n, args.seed),
+                               cases))
     failing = [c for c, r in zip(cases, base, strict=True) if not r["present_ok"]]
     lines += ["", f"## Time or position? The {len(failing)} scenes whose reconstruction loses the object", "",
               "Mean absolute error (of 255) over the object's pixels, first and last three frames in the order the "
