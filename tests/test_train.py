@@ -358,3 +358,8 @@ def test_decoder_width_run_exports_a_wider_decoder_that_loads_without_its_config
         z = before.encode(video)
         change = (after.decode(z) - before.decode(z)).abs().mean()
     assert change < 0.05  # one gentle step from the widened copy: still the shipped decoder's picture
+    # A run from the widened checkpoint builds its VAE at that width (and could widen it again).
+    again = tmp_path / "again.safetensors"
+    assert main(["--run", str(tmp_path / "run2"), "--init-from", str(out), "--vae-steps", "0", "--decoder-only",
+                 "--out", str(again)]) == 0
+    assert all(torch.equal(v, load_vae(again).state_dict()[k]) for k, v in after.state_dict().items())

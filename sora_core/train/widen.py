@@ -25,9 +25,12 @@ from ..vae import WanVAE
 WIDEN_NOISE = 0.02  # of each widened weight's std: enough for the copies to part, a small change of the output
 
 
+QKV = ("to_qkv.weight", "to_qkv.bias")  # attention's q, k and v stacked along the output channels
+
+
 def _blocks(name: str) -> int:
     """How many stacked blocks a decoder parameter's output channels hold."""
-    if name.endswith(("to_qkv.weight", "to_qkv.bias")):
+    if name.endswith(QKV):
         return 3
     if ".time_conv." in name:
         return 2
@@ -71,7 +74,7 @@ def widen_decoder(vae: WanVAE, factor: int, *, noise: float = 0.0, seed: int = 0
         value = old[name]
         if name.startswith("decoder.") and value.shape != target.shape:
             value = _widened(name, value, target.shape, factor)
-            if name.endswith("to_qkv.weight") or name.endswith("to_qkv.bias"):
+            if name.endswith(QKV):
                 q = value.shape[0] // 3  # scale q: the dot product now sums factor copies of each product
                 value = value.clone()
                 value[:q] /= math.sqrt(factor)
