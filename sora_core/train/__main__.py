@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # fresh small weights produce denormals that slow CPU kernels badly
 
     from ..text_minilm import MiniLMTextEncoder
+    from .data import DIT_BUCKETS
     from .dit_stage import build_pool, load_pool, save_pool, train_dit
     from .export import export_default, with_latent_stats
     from .loop import training_device
@@ -117,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     pool_path = args.run / "latent_pool.safetensors"
     pool = load_pool(pool_path) if pool_path.exists() else None
-    if pool is None or min(len(c) for c in pool.captions.values()) < args.pool:
-        pool = build_pool(vae, args.seed, args.pool, grow=pool)  # a larger --pool grows the run's pool
+    # a larger --pool, or a bucket the pool lacks, grows the run's pool (the clips it has are kept)
+    if pool is None or any(len(pool.captions.get(b, [])) < args.pool for b in DIT_BUCKETS):
+        pool = build_pool(vae, args.seed, args.pool, grow=pool)
         save_pool(pool, pool_path)
     t_pool = time.perf_counter() - t0 - t_vae
     text = MiniLMTextEncoder().to(device)
