@@ -37,22 +37,6 @@ def test_fast_only_batches_hold_only_fast_movers_and_stay_reproducible() -> None
     assert {s.objects[0].speed for b in mixed for s in b.scenes} == {"slow", "fast"}  # the default keeps both
 
 
-def test_slice_buckets_cut_clips_from_longer_scenes() -> None:
-    from sora_core.train.data import object_pixels
-    from sora_core.world.render import render, to_model_range
-
-    clips = clip_batch(4, 0, 6, [(64, 64, 33, 65)])
-    assert clips.video.shape == (6, 3, 33, 64, 64)
-    assert {s.frames for s in clips.scenes} == {65} and len(set(clips.starts)) > 1
-    for scene, start, video in zip(clips.scenes, clips.starts, clips.video, strict=True):
-        assert 0 <= start <= 65 - 33
-        assert torch.equal(video, to_model_range(render(scene)[start:start + 33]))  # the scene's own frames
-    objects = object_pixels(clips.scenes, clips.video)
-    assert objects.shape == (6, 1, 33, 64, 64) and objects.flatten(2).any(-1).all()  # every frame shows one
-    whole = clip_batch(4, 0, 6, [(64, 64, 33)])
-    assert whole.starts is None and {s.frames for s in whole.scenes} == {33}
-
-
 def test_state_round_trip_resumes_the_optimizer(tmp_path) -> None:
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -327,11 +311,11 @@ def test_a_pool_grows_to_the_pool_built_at_the_larger_size(tmp_path, monkeypatch
     # A pool of another seed cannot grow: its clips would not be this seed's.
     with pytest.raises(ValueError, match="not built with this seed, batch and VAE"):
         dit_stage.build_pool(vae, seed=3, clips_per_bucket=8, batch=3, grow=small)
-    # A bucket the pool lacks (here slices of longer scenes) is encoded; the buckets it has are kept.
-    monkeypatch.setattr(dit_stage, "DIT_BUCKETS", ((64, 64, 9), (64, 64, 9, 17)))
+    # A bucket the pool lacks is encoded; the buckets it has are kept.
+    monkeypatch.setattr(dit_stage, "DIT_BUCKETS", ((64, 64, 9), (64, 64, 5)))
     more = dit_stage.build_pool(vae, seed=2, clips_per_bucket=5, batch=3, grow=small)
     assert torch.equal(more.latents[key], small.latents[key])
-    assert more.latents[(64, 64, 9, 17)].shape == (5, 16, 3, 8, 8)
+    assert more.latents[(64, 64, 5)].shape == (5, 16, 2, 8, 8)
 
 
 def test_a_widened_decoder_decodes_exactly_as_before_and_keeps_the_encoder() -> None:

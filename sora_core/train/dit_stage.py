@@ -33,7 +33,7 @@ from torch import Tensor
 from ..config import DiTConfig
 from ..dit import WanDiT
 from ..vae import WanVAE
-from .data import DIT_BUCKETS, Bucket, clip_batch, object_pixels, step_rng
+from .data import DIT_BUCKETS, clip_batch, object_pixels, step_rng
 from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
@@ -47,9 +47,9 @@ class LatentPool:
     """Encoded training clips grouped by bucket: latents [N, C, T, h, w], their captions and which latent
     cells show an object ([N, T, h, w] bool; None in pools saved before they were kept)."""
 
-    latents: dict[Bucket, Tensor]
-    captions: dict[Bucket, list[str]]
-    objects: dict[Bucket, Tensor] | None = None
+    latents: dict[tuple[int, int, int], Tensor]
+    captions: dict[tuple[int, int, int], list[str]]
+    objects: dict[tuple[int, int, int], Tensor] | None = None
 
 
 def latent_cells(pixels: Tensor, temporal: int, spatial: int) -> Tensor:
@@ -95,7 +95,7 @@ def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16,
     return LatentPool(latents, captions, objects)
 
 
-def _joined(grow: LatentPool, bucket: Bucket, have: int, offset: int, latents: Tensor,
+def _joined(grow: LatentPool, bucket: tuple[int, int, int], have: int, offset: int, latents: Tensor,
             cells: Tensor, texts: list[str]) -> tuple[Tensor, Tensor, list[str]]:
     """The kept clips ``[:have]`` of ``grow`` followed by the newly encoded ones (which start at clip
     ``offset``), after checking that the clips encoded twice agree."""
@@ -134,8 +134,8 @@ def load_pool(path: Path) -> LatentPool:
     tensors, meta = read_safetensors(path)
     caps = json.loads(meta["captions"])
 
-    def key(name: str) -> Bucket:
-        return tuple(int(v) for v in name.split("x"))
+    def key(name: str) -> tuple[int, int, int]:
+        return tuple(int(v) for v in name.split("x"))  # type: ignore[return-value]
 
     objects = {key(k.removeprefix("objects_")): v.bool() for k, v in tensors.items() if k.startswith("objects_")}
     latents = {key(k): v for k, v in tensors.items() if not k.startswith("objects_")}
