@@ -221,10 +221,10 @@ def bench_extension(b: Bench, n: int, times: int = 3, new: int = 12) -> list[str
              "", "The last extension's motion by the kind of the prompt's motion: rendered source "
              f"{kinds['rendered']}; generated source {kinds['generated']}. The model's 17-frame clip moves an "
              "object at the pace its speed word has in 17 frames, which already takes a fast one most of the way "
-             "across the frame; this "
-             "world never lets an object leave the frame, so one moving one way cannot keep the prompt's motion "
-             "for 36 more frames, and the generated source's later rows judge it against a motion it cannot keep. "
-             "The rendered source is the scene slowed to fit all 53 frames, so its motion can go on."]
+             "across the frame; this world never lets an object leave the frame, so one moving one way cannot keep "
+             "the prompt's motion for 36 more frames, and the generated source's later rows judge it against a "
+             "motion it cannot keep. The rendered source is the scene slowed to fit all 53 frames, so its motion "
+             "can go on."]
     return rows
 
 
