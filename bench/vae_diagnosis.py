@@ -26,13 +26,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from safetensors import safe_open
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from quality import KEYS, presence_by_speed, vae_results  # noqa: E402
 
-from sora_core.loading.safetensors_io import read_safetensors  # noqa: E402
 from sora_core.pipeline import load_models  # noqa: E402
 from sora_core.train.data import clip_batch, object_pixels  # noqa: E402
 from sora_core.train.state import load_state  # noqa: E402
@@ -76,8 +76,9 @@ def time_or_position(vae: WanVAE, failing: list) -> list[str]:
 def vae_for_state(vae: WanVAE, path: str) -> WanVAE:
     """A VAE shaped for the training state at ``path``: the checkpoint's, or with its decoder widened as a
     ``--decoder-width`` run widened it (the state then overwrites every weight)."""
-    tensors, _ = read_safetensors(path)
-    factor = tensors["model.decoder.conv1.weight"].shape[0] // vae.decoder.conv1.out_channels
+    with safe_open(path, framework="pt") as fh:  # the shape from the header: load_state reads the weights
+        width = fh.get_slice("model.decoder.conv1.weight").get_shape()[0]
+    factor = width // vae.decoder.conv1.out_channels
     return widen_decoder(vae, factor).eval()
 
 

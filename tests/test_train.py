@@ -311,9 +311,12 @@ def test_a_pool_grows_to_the_pool_built_at_the_larger_size(tmp_path, monkeypatch
     # A pool of another seed cannot grow: its clips would not be this seed's.
     with pytest.raises(ValueError, match="not built with this seed, batch and VAE"):
         dit_stage.build_pool(vae, seed=3, clips_per_bucket=8, batch=3, grow=small)
-    # A bucket the pool lacks is encoded; the buckets it has are kept.
+    assert not dit_stage.pool_needs_clips(small, 5) and dit_stage.pool_needs_clips(small, 6)
+    # A bucket the pool lacks is encoded (the run's command sees it is missing); the buckets it has are kept.
     monkeypatch.setattr(dit_stage, "DIT_BUCKETS", ((64, 64, 9), (64, 64, 5)))
+    assert dit_stage.pool_needs_clips(small, 5)
     more = dit_stage.build_pool(vae, seed=2, clips_per_bucket=5, batch=3, grow=small)
+    assert not dit_stage.pool_needs_clips(more, 5)
     assert torch.equal(more.latents[key], small.latents[key])
     assert more.latents[(64, 64, 5)].shape == (5, 16, 2, 8, 8)
 
@@ -363,7 +366,7 @@ def test_decoder_width_run_exports_a_wider_decoder_that_loads_without_its_config
         z = before.encode(video)
         change = (after.decode(z) - before.decode(z)).abs().mean()
     assert change < 0.05  # one gentle step from the widened copy: still the shipped decoder's picture
-    # A run from the widened checkpoint builds its VAE at that width (and could widen it again).
+    # A run from the widened checkpoint builds its VAE at that width.
     again = tmp_path / "again.safetensors"
     assert main(["--run", str(tmp_path / "run2"), "--init-from", str(out), "--vae-steps", "0", "--decoder-only",
                  "--out", str(again)]) == 0

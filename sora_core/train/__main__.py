@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # fresh small weights produce denormals that slow CPU kernels badly
 
     from ..text_minilm import MiniLMTextEncoder
-    from .data import DIT_BUCKETS
-    from .dit_stage import build_pool, load_pool, save_pool, train_dit
+    from .dit_stage import build_pool, load_pool, pool_needs_clips, save_pool, train_dit
     from .export import export_default, with_latent_stats
     from .loop import training_device
     from .vae_stage import DEFAULT_VAE, latent_stats, train_vae
@@ -118,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     pool_path = args.run / "latent_pool.safetensors"
     pool = load_pool(pool_path) if pool_path.exists() else None
-    # a larger --pool, or a bucket the pool lacks, grows the run's pool (the clips it has are kept)
-    if pool is None or any(len(pool.captions.get(b, [])) < args.pool for b in DIT_BUCKETS):
+    if pool_needs_clips(pool, args.pool):  # a larger --pool or a new bucket grows it, keeping the clips it has
         pool = build_pool(vae, args.seed, args.pool, grow=pool)
         save_pool(pool, pool_path)
     t_pool = time.perf_counter() - t0 - t_vae

@@ -95,6 +95,12 @@ def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16,
     return LatentPool(latents, captions, objects)
 
 
+def pool_needs_clips(pool: LatentPool | None, clips_per_bucket: int) -> bool:
+    """Whether ``build_pool(..., grow=pool)`` has clips to add: a bucket of the DiT's that the pool lacks, or
+    holds fewer than ``clips_per_bucket`` clips of."""
+    return pool is None or any(len(pool.captions.get(b, [])) < clips_per_bucket for b in DIT_BUCKETS)
+
+
 def _joined(grow: LatentPool, bucket: tuple[int, int, int], have: int, offset: int, latents: Tensor,
             cells: Tensor, texts: list[str]) -> tuple[Tensor, Tensor, list[str]]:
     """The kept clips ``[:have]`` of ``grow`` followed by the newly encoded ones (which start at clip
