@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from compare_models import parse_settings, settings_label  # noqa: E402
+from presence_failures import failure_kind, latent_frame_of  # noqa: E402
 from quality import presence_by_speed  # noqa: E402
 
 
@@ -37,3 +39,25 @@ def test_presence_by_speed_counts_each_speed_apart() -> None:
     fast = sum(c.scene.objects[0].speed == "fast" for c in cases)
     assert 0 < fast < len(cases)
     assert counts == {"slow": (0, len(cases) - fast), "fast": (fast, fast)}
+
+
+def _frames(pattern: str) -> torch.Tensor:
+    return torch.tensor([c == "x" for c in pattern])
+
+
+@pytest.mark.parametrize(("asked", "others", "kind"), [
+    ("xxxxxxxxxxxxx....", ["............xxxxx"], "colour hand-over"),
+    ("...xxxxxxxxxxxxxx", ["x................"], "late start"),  # another colour in one of three frames
+    ("xxxxxxxxxxxxxx...", [], "early end"),
+    ("xxxxxx..xxxxxxxxx", ["xxxxxxxxxxxxxxxxx"], "colour hand-over"),
+    ("xxxxxx..xxxxxxxxx", [], "gaps"),
+    (None, ["xxxxxxxxxxxxxxxxx"], "never"),
+    (".................", [], "never"),
+])
+def test_presence_failures_are_sorted_by_what_the_frames_show(asked: str | None, others: list[str],
+                                                              kind: str) -> None:
+    assert failure_kind(_frames(asked) if asked else None, [_frames(o) for o in others]) == kind
+
+
+def test_latent_frame_of_follows_the_causal_vae() -> None:
+    assert [latent_frame_of(f) for f in (0, 1, 4, 5, 8, 13, 16)] == [0, 1, 1, 2, 2, 4, 4]
