@@ -93,6 +93,18 @@ LOOPABLE = ("bounce", "still")  # motions this world can repeat: a bounce ends w
 MOTION_KIND = {"still": "still", "bounce": "bounce", "grow": "grow or shrink", "shrink": "grow or shrink"}
 
 
+def tally(counts: dict[str, list[int]], key: str, ok: bool) -> None:
+    """Count one clip under ``key`` in ``counts`` (key -> [right, clips])."""
+    right_and_clips = counts.setdefault(key, [0, 0])
+    right_and_clips[0] += bool(ok)
+    right_and_clips[1] += 1
+
+
+def tally_text(counts: dict[str, list[int]]) -> str:
+    """``"bounce 9/19, still 31/31"``: right of clips per key, keys in order."""
+    return ", ".join(f"{key} {right}/{clips}" for key, (right, clips) in sorted(counts.items()))
+
+
 def highest_frame(frames: torch.Tensor) -> int:
     """The frame where the object (pixels off the background) is highest: where a bounce starts."""
     background = fit_background(frames.float())
@@ -122,9 +134,7 @@ def bench_loop(b: Bench, n: int, n_any: int) -> list[str]:
             result = judge_loop(case, frames)
             motion += bool(result["motion_ok"])
             all_ok += bool(result["all_ok"])
-            kind = by_kind.setdefault(case.scene.objects[0].motion, [0, 0])
-            kind[0] += bool(result["motion_ok"])
-            kind[1] += 1
+            tally(by_kind, case.scene.objects[0].motion, result["motion_ok"])
             if with_plain:
                 ref = to_uint8(b.text_to_video(case.prompt, b.seed + i).frames)
                 plain.append(frame_diff(ref[-1], ref[0]) / max(consecutive_median(ref), 1e-6))
@@ -134,7 +144,6 @@ def bench_loop(b: Bench, n: int, n_any: int) -> list[str]:
     loopable = [c for c in pool if c.scene.objects[0].motion in LOOPABLE][:n]
     ratios, plain, motion, all_ok, by_kind = run(loopable, with_plain=True)
     any_ratios, _, any_motion, _, _ = run(prompt_set(n_any, seed=b.seed + 7, kind="short"), with_plain=False)
-    kinds = ", ".join(f"{k} {right}/{total}" for k, (right, total) in sorted(by_kind.items()))
     within = sum(r <= 1.5 for r in ratios)
     return [
         f"**Loop** ({n} held-out prompts whose motion can repeat in this world: bounce or still; a 16-frame "
@@ -143,7 +152,7 @@ def bench_loop(b: Bench, n: int, n_any: int) -> list[str]:
         f"{statistics.median(plain):.2f}); seam within 1.5x on **{within}/{n}** loops (plain clips: "
         f"{sum(r <= 1.5 for r in plain)}/{n}). Evaluator on one pass of each loop played from the frame where the "
         f"object is highest (a loop has no first frame; a bounce starts at the top): motion correct "
-        f"**{motion / n:.0%}** ({kinds}), all four attributes {all_ok / n:.0%}.",
+        f"**{motion / n:.0%}** ({tally_text(by_kind)}), all four attributes {all_ok / n:.0%}.",
         "",
         f"Loops of {n_any} held-out prompts of any motion: seam ratio median {statistics.median(any_ratios):.2f}, "
         f"within 1.5x on {sum(r <= 1.5 for r in any_ratios)}/{n_any}; motion correct {any_motion / n_any:.0%}. "
@@ -204,16 +213,14 @@ def bench_extension(b: Bench, n: int, times: int = 3, new: int = 12) -> list[str
                 motion[k] += bool(ok)
                 present[k] += bool(result["present_ok"])
                 if k == times - 1:
-                    kind = last_by_kind.setdefault(MOTION_KIND.get(case.scene.objects[0].motion, "one way"), [0, 0])
-                    kind[0] += bool(ok)
-                    kind[1] += 1
+                    tally(last_by_kind, MOTION_KIND.get(case.scene.objects[0].motion, "one way"), ok)
         label = ("the scene's first 17 frames, rendered" if source_kind == "rendered"
                  else "the model's 17-frame clip of the prompt")
         for k in range(times):
             shift = f"{statistics.mean(shifts[k]):.1f}" if shifts[k] else "-"
             rows.append(f"| {label if k == 0 else ''} | {k + 1} | {shift} | **{motion[k] / n:.0%}** | "
                         f"{present[k] / n:.0%} |")
-        kinds[source_kind] = ", ".join(f"{k} {right}/{total}" for k, (right, total) in sorted(last_by_kind.items()))
+        kinds[source_kind] = tally_text(last_by_kind)
     rows += ["", f"For scale: the VAE's own reconstruction of the rendered source clips shifts the colour by "
              f"{statistics.mean(vae_shift):.1f} on average. With a rendered source, motion is right when the evaluator "
              "reads the same motion in the extension (with the 8 frames it continues) as in the same frames of the "

@@ -13,8 +13,9 @@ per-frame detections and sorts the failure into a kind:
 - gaps: missing frames in the middle, nothing standing in;
 - never: the asked colour is not found at all (the clip is scored by another colour's object).
 
-It also says which latent frame the first missing frame belongs to (the causal VAE codes frame 0 alone,
-then frames 1-4, 5-8, ... per latent frame) and whether the VAE's own reconstruction of the rendered scene
+It also gives each size's diameter in DiT patches (pixels per token side: the VAE's 8x times the patch's 2x),
+which latent frame the first missing frame belongs to (the causal VAE codes frame 0 alone, then frames
+1-4, 5-8, ... per latent frame) and whether the VAE's own reconstruction of the rendered scene
 fails the same way: a failure the VAE shares is one the DiT cannot fix.
 """
 
@@ -33,11 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from quality import to_uint8, vae_results  # noqa: E402
 
+from sora_core.conditioning import pixel_to_latent_frame  # noqa: E402
 from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
 from sora_core.world.evaluate import detect_objects, score_clip  # noqa: E402
+from sora_core.world.motion import radius_px  # noqa: E402
 
-TEMPORAL = 4  # pixel frames per latent frame after the first
 SIZES = ("small", "medium", "large")
 KINDS = ("colour hand-over", "late start", "early end", "gaps", "never")
 
@@ -55,11 +57,6 @@ def failure_kind(asked: torch.Tensor | None, others: list[torch.Tensor]) -> str:
     if bool(asked[first: last + 1].all()):
         return "late start" if first > 0 else "early end"
     return "gaps"
-
-
-def latent_frame_of(frame: int) -> int:
-    """The latent frame that codes pixel frame ``frame`` (frame 0 alone, then groups of 4)."""
-    return 0 if frame == 0 else (frame - 1) // TEMPORAL + 1
 
 
 def strip(presence: torch.Tensor) -> str:
@@ -94,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         kinds[kind] += 1
         by_size[obj.size][0] += 1
         if asked is not None and bool(asked.presence.any()):
-            first_missing[latent_frame_of(int((~asked.presence).nonzero()[0]))] += 1
+            first_missing[pixel_to_latent_frame(int((~asked.presence).nonzero()[0]), models.temporal_factor)] += 1
         shared_with_vae += not vae_present[i]
         seen = "; ".join(f"{d.colour} {strip(d.presence)}" for d in ([asked] if asked else []) + others[:2])
         rows.append(f"| {i} | {obj.size} {obj.colour} {obj.shape}, {obj.motion} {obj.speed} | {kind} | "
                     f"{'fails too' if not vae_present[i] else 'keeps it'} | `{seen}` |")
     failed = len(rows)
+    patch = models.spatial_factor  # pixels per DiT token side
+    w, h = models.defaults.width, models.defaults.height  # the size generate() made the clips at
     lines = [
         "# Where the default model loses its object",
         "",
@@ -113,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|",
         *(f"| {kind} | {kinds[kind]} |" for kind in KINDS),
         "",
-        "Failures by the size of the asked object: " + ", ".join(
-            f"{size} {failed_n} of {asked_n} ({failed_n / max(asked_n, 1):.0%})"
+        f"Failures by the size of the asked object (its diameter in DiT patches of {patch}x{patch} px, at "
+        f"{w}x{h}): " + ", ".join(
+            f"{size} {failed_n} of {asked_n} ({failed_n / max(asked_n, 1):.0%}; "
+            f"{2 * radius_px(size, w, h) / patch:.1f} patches across)"
             for size, (failed_n, asked_n) in by_size.items()) + ".",
         "",
         "Latent frame of the first frame the asked colour is missing from (0: frame 0, 1: frames 1-4, 2: 5-8, "

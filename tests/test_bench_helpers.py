@@ -11,8 +11,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+from bench_operations import tally, tally_text  # noqa: E402
 from compare_models import parse_settings, settings_label  # noqa: E402
-from presence_failures import failure_kind, latent_frame_of  # noqa: E402
+from presence_failures import failure_kind  # noqa: E402
 from quality import presence_by_speed  # noqa: E402
 
 
@@ -59,5 +60,9 @@ def test_presence_failures_are_sorted_by_what_the_frames_show(asked: str | None,
     assert failure_kind(_frames(asked) if asked else None, [_frames(o) for o in others]) == kind
 
 
-def test_latent_frame_of_follows_the_causal_vae() -> None:
-    assert [latent_frame_of(f) for f in (0, 1, 4, 5, 8, 13, 16)] == [0, 1, 1, 2, 2, 4, 4]
+def test_tally_counts_right_and_clips_per_kind() -> None:
+    counts: dict[str, list[int]] = {}
+    for key, ok in (("still", True), ("bounce", False), ("still", True), ("bounce", True), ("still", False)):
+        tally(counts, key, ok)
+    assert counts == {"still": [2, 3], "bounce": [1, 2]}
+    assert tally_text(counts) == "bounce 1/2, still 2/3"
