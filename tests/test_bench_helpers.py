@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_operations import tally, tally_text  # noqa: E402
 from compare_models import parse_settings, settings_label  # noqa: E402
+from guidance_trials import parse_trial, skip_guided, value_passthrough  # noqa: E402
 from presence_failures import failure_kind  # noqa: E402
 from quality import presence_by_speed  # noqa: E402
 
@@ -66,3 +67,31 @@ def test_tally_counts_right_and_clips_per_kind() -> None:
         tally(counts, key, ok)
     assert counts == {"still": [2, 3], "bounce": [1, 2]}
     assert tally_text(counts) == "bounce 1/2, still 2/3"
+
+
+def test_skip_guidance_trials_parse_and_weaken_only_the_named_blocks() -> None:
+    from sora_core.conditioning import conditioned_velocity
+    from sora_core.config import DiTConfig
+    from sora_core.dit import WanDiT
+
+    assert parse_trial("0.5@1,4") == (0.5, (1, 4)) and parse_trial("0") == (0.0, ())
+    for bad in ("x@3", "0.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="@"):
+            parse_trial(bad)
+    torch.manual_seed(0)
+    dit = WanDiT(DiTConfig(dim=32, ffn_dim=64, num_heads=2, num_layers=2, text_dim=8, text_len=6, freq_dim=16)).eval()
+    for p in dit.parameters():
+        p.data += 0.1 * torch.randn_like(p)
+    x, sigma = torch.randn(1, 16, 2, 4, 4), torch.tensor([0.7])
+    context, negative = torch.randn(1, 3, 8), torch.zeros(1, 5, 8)
+    with torch.no_grad():
+        plain = conditioned_velocity(dit, context, negative, 3.0, None)(x, sigma)
+        torch.testing.assert_close(skip_guided(dit, context, negative, 3.0, 0.0, ())(x, sigma), plain)
+        tokens = torch.randn(1, 7, 32)
+        attn = dit.blocks[1].self_attn
+        with value_passthrough(dit, [1]):
+            torch.testing.assert_close(attn(tokens, None), attn.o(attn.v(tokens)))
+            assert dit.blocks[0].self_attn.forward.__func__ is type(attn).forward  # other blocks untouched
+        assert "forward" not in vars(attn)  # restored
+        pushed = skip_guided(dit, context, negative, 3.0, 1.0, (1,))(x, sigma)
+    assert (pushed - plain).abs().mean() > 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -371,3 +372,39 @@ def test_decoder_width_run_exports_a_wider_decoder_that_loads_without_its_config
     assert main(["--run", str(tmp_path / "run2"), "--init-from", str(out), "--vae-steps", "0", "--decoder-only",
                  "--out", str(again)]) == 0
     assert all(torch.equal(v, load_vae(again).state_dict()[k]) for k, v in after.state_dict().items())
+
+
+def test_a_finer_patch_dit_computes_the_coarse_one_on_the_upsampled_latent() -> None:
+    import torch.nn.functional as F
+
+    from sora_core.train.repatch import finer_patch_state
+
+    torch.manual_seed(0)
+    coarse = WanDiT(TINY_DIT).eval()
+    for p in coarse.parameters():  # fresh heads and gates start at zero: give every weight a say
+        p.data += 0.1 * torch.randn_like(p)
+    fine_config = dataclasses.replace(TINY_DIT, patch_size=(1, 1, 1))
+    fine = WanDiT(fine_config).eval()
+    fine.load_state_dict(finer_patch_state(coarse.state_dict(), TINY_DIT.patch_size, (1, 1, 1), TINY_DIT.out_dim))
+    x, t = torch.randn(2, TINY_DIT.in_dim, 3, 4, 6), torch.tensor([300.0, 800.0])
+    context = torch.randn(2, 5, TINY_DIT.text_dim)
+    with torch.no_grad():
+        want = F.avg_pool3d(coarse(x.repeat_interleave(2, 3).repeat_interleave(2, 4), t, context), (1, 2, 2))
+        got = fine(x, t, context)
+    assert got.shape == x.shape and want.abs().mean() > 0.05
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="divide both spatial sizes"):
+        finer_patch_state(coarse.state_dict(), (1, 2, 2), (1, 1, 2), TINY_DIT.out_dim)
+
+
+def test_dit_setup_converts_the_init_dit_to_finer_patches_only_when_asked() -> None:
+    from sora_core.train.__main__ import dit_setup
+
+    coarse = WanDiT(TINY_DIT)
+    config, state = dit_setup(None, coarse)
+    assert config == TINY_DIT and torch.equal(state["patch_embedding.weight"], coarse.patch_embedding.weight)
+    config, state = dit_setup(1, coarse)
+    assert config.patch_size == (1, 1, 1) and state["patch_embedding.weight"].shape[-2:] == (1, 1)
+    WanDiT(config).load_state_dict(state)
+    config, state = dit_setup(1, None)
+    assert config.patch_size == (1, 1, 1) and state is None

@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--object-weight", type=float, default=1.0,
                         help="DiT loss weight of the latent cells that show an object, relative to background "
                         "cells (1: plain mean)")
+    parser.add_argument("--dit-patch", type=int, default=None,
+                        help="spatial patch size of the DiT in latent cells (the shipped model: 2; 1 gives 4x the "
+                        "tokens, so a small object spans several, at about 3x the sampling time); an --init-from "
+                        "DiT with coarser patches is converted to it (sora_core/train/repatch.py)")
     parser.add_argument("--pool", type=int, default=1500,
                         help="encoded training clips per size/length bucket; a larger value on an existing run "
                         "grows its pool (the clips it has are kept, only the new ones are encoded)")
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training on {device}", flush=True)
 
     args.run.mkdir(parents=True, exist_ok=True)
-    init_vae = init_dit = init_stats = None
+    init_vae = init_stats = None
     init_dit_model = None
     vae_config = DEFAULT_VAE
     if args.init_from:
@@ -95,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         init_vae, init_stats = loaded.state_dict(), [list(loaded.config.latents_mean), list(loaded.config.latents_std)]
         vae_config = dataclasses.replace(DEFAULT_VAE, decoder_base_dim=loaded.config.decoder_base_dim)
         init_dit_model = load_dit(args.init_from)
-        init_dit = init_dit_model.state_dict()
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
                     config=vae_config, init=init_vae, device=device, object_weight=args.vae_object_weight)
@@ -122,14 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         save_pool(pool, pool_path)
     t_pool = time.perf_counter() - t0 - t_vae
     text = MiniLMTextEncoder().to(device)
+    dit_config, init_dit = dit_setup(args.dit_patch, init_dit_model)
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
-                       seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device)
+                       seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device,
+                       config=dit_config)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
               "threads": torch.get_num_threads(), "seed": args.seed, "device": str(device),
               "object_weight": args.object_weight, "dit_lr": args.dit_lr,
-              "vae_object_weight": args.vae_object_weight}
+              "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size)}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage
@@ -157,6 +162,22 @@ def export_with_new_decoder(args: argparse.Namespace, dit: torch.nn.Module, vae:
     export_default(args.out, dit, vae.cpu(), MiniLMTextEncoder(), training)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB): the DiT of {args.init_from} with the "
           "fine-tuned decoder")
+
+
+def dit_setup(patch: int | None, init: torch.nn.Module | None) -> tuple:
+    """(DiT config, initial state or None) for a run: the --init-from DiT's config unless ``patch`` asks for
+    finer spatial patches, in which case its weights are converted to them."""
+    from .dit_stage import DEFAULT_DIT
+    from .repatch import finer_patch_state
+
+    config = init.config if init is not None else DEFAULT_DIT
+    state = init.state_dict() if init is not None else None
+    if patch is None or config.patch_size[1:] == (patch, patch):
+        return config, state
+    new = dataclasses.replace(config, patch_size=(config.patch_size[0], patch, patch))
+    if state is not None:
+        state = finer_patch_state(state, config.patch_size, new.patch_size, config.out_dim)
+    return new, state
 
 
 def run_latent_stats(path: Path, init_stats: Sequence[Sequence[float]] | None,
