@@ -408,3 +408,16 @@ def test_dit_setup_converts_the_init_dit_to_finer_patches_only_when_asked() -> N
     WanDiT(config).load_state_dict(state)
     config, state = dit_setup(1, None)
     assert config.patch_size == (1, 1, 1) and state is None
+
+
+def test_resuming_a_run_with_another_patch_size_names_the_option(tmp_path, monkeypatch) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+
+    bucket = (64, 64, 9)
+    monkeypatch.setattr(dit_stage, "DIT_BUCKETS", (bucket,))
+    pool = dit_stage.LatentPool({bucket: torch.randn(2, 16, 3, 8, 8)}, {bucket: ["a red circle", "a blue square"]})
+    text = MiniLMTextEncoder()
+    dit_stage.train_dit(tmp_path, pool, text, steps=1, batch=1, config=TINY_DIT)
+    finer = dataclasses.replace(TINY_DIT, patch_size=(1, 1, 1))
+    with pytest.raises(ValueError, match="same --dit-patch"):
+        dit_stage.train_dit(tmp_path, pool, text, steps=2, batch=1, config=finer)

@@ -252,7 +252,12 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
     ema = copy.deepcopy(dit).requires_grad_(False)
     start = 0
     if state_path.exists():
-        start, _ = load_state(state_path, dit, opt)
+        try:
+            start, _ = load_state(state_path, dit, opt)
+        except RuntimeError as err:  # torch's size-mismatch list names tensors, not the option that differs
+            raise ValueError(f"{state_path} holds a DiT that does not fit patch size {config.patch_size}: resume the "
+                             "run with the options it was started with (the same --dit-patch), or use a new "
+                             "--run folder") from err
         load_state(ema_path, ema, None)
         print(f"dit: resuming at step {start}")
     captions = CaptionCache(text_encoder)
