@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quality import KEYS, presence_by_speed, to_uint8, vae_results  # noqa: E402
+from quality import KEYS, presence_by_size, presence_by_speed, rate_cells, to_uint8, vae_results  # noqa: E402
 
 from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
@@ -66,20 +66,20 @@ def score_model(models, cases: list, seed: int, settings: dict[str, object]) -> 
     return results
 
 
-def by_speed(results: list[dict[str, bool]], cases: list) -> str:
-    """Presence among the prompts whose main object moves slowly / fast, as table cells."""
-    return " | ".join(f"{100 * hits / n:.1f}% of {n}" if n else "none asked"
-                      for hits, n in presence_by_speed(results, cases).values())
+def presence_cells(counts: dict[str, tuple[int, int]]) -> str:
+    """Presence per group (:func:`quality.presence_by`) as table cells."""
+    return " | ".join(f"{100 * hits / n:.1f}% of {n}" if n else "none asked" for hits, n in counts.values())
 
 
 def report(paths: list[str], scores: list[list[dict[str, bool]]], cases: list, seed: int, seconds: float,
-           vae_scores: dict[str, list[dict[str, bool]]] | None = None) -> str:
+           vae_scores: dict[str, list[dict[str, bool]]] | None = None,
+           produced_by: str = "python bench/compare_models.py") -> str:
     n = len(cases)
     lines = [
         "# Checkpoint comparison",
         "",
         f"{n} held-out short prompts (`prompt_set(seed={seed})`, not the benchmark's set), one seed each, the same "
-        "for every model, default settings unless others are named. Produced by `python bench/compare_models.py`.",
+        f"for every model, default settings unless others are named. Produced by `{produced_by}`.",
         "",
         "| model | colour | shape | motion | present in every frame | all four |",
         "|---|---|---|---|---|---|",
@@ -88,10 +88,13 @@ def report(paths: list[str], scores: list[list[dict[str, bool]]], cases: list, s
     rows += [(f"`{path}`: VAE reconstruction of the rendered scenes", results)
              for path, results in (vae_scores or {}).items()]
     for name, results in rows:
-        lines.append(f"| {name} | " + " | ".join(f"{100 * sum(r[k] for r in results) / n:.1f}%" for k in KEYS) + " |")
+        lines.append(f"| {name} | {rate_cells(results)} |")
     lines += ["", "Present in every frame, by the speed of the prompt's object (still objects count as slow):", "",
               "| model | slow | fast |", "|---|---|---|"]
-    lines += [f"| {name} | {by_speed(results, cases)} |" for name, results in rows]
+    lines += [f"| {name} | {presence_cells(presence_by_speed(results, cases))} |" for name, results in rows]
+    lines += ["", "Present in every frame, by the size of the prompt's object:", "",
+              "| model | small | medium | large |", "|---|---|---|---|"]
+    lines += [f"| {name} | {presence_cells(presence_by_size(results, cases))} |" for name, results in rows]
     first = scores[0]
     lines.append("")
     for path, results in zip(paths[1:], scores[1:], strict=True):

@@ -3,10 +3,11 @@ compare_models' prompts: does guiding away from a weakened copy of the DiT keep 
 
     python bench/guidance_trials.py [MODEL] --trials "0" "0.5@3" "0.25@3" "0.5@1,4" [--n 120] [--out FILE.md]
 
-A trial ``SCALE@BLOCKS`` runs each step's DiT a third time with the self-attention of the given blocks made a
-value pass-through (every token attends only to itself, so spatial and temporal mixing is cut there) and
-adds ``SCALE * (v_cond - v_weakened)`` to the classifier-free-guided velocity; ``0`` is the plain default.
-Text-to-video only; a trial, not a setting of the product.
+A trial ``SCALE@BLOCKS`` adds ``SCALE * (v_cond - v_weakened)`` to the pipeline's classifier-free-guided
+velocity, where the weakened DiT has the self-attention of the given blocks made a value pass-through
+(every token attends only to itself, so spatial and temporal mixing is cut there); ``0`` is the plain
+default. The report is compare_models' (rates, presence by speed and size, paired counts against the first
+trial). Text-to-video only; a trial, not a setting of the product.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compare_models import score_model  # noqa: E402
-from quality import KEYS  # noqa: E402
+from compare_models import report, score_model  # noqa: E402
 
 import sora_core.pipeline as pipeline  # noqa: E402
+from sora_core.conditioning import conditioned_velocity  # noqa: E402
 from sora_core.dit import WanDiT  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
 
@@ -59,38 +59,45 @@ def value_passthrough(dit: WanDiT, blocks: Sequence[int]) -> Iterator[None]:
 
 def skip_guided(dit: WanDiT, context: torch.Tensor, negative: torch.Tensor, cfg: float, scale: float,
                 blocks: Sequence[int]):
-    """The text-to-video denoiser with cfg (as conditioned_velocity computes it) plus skip guidance."""
-    length = max(context.shape[1], negative.shape[1])
-    context, negative = (F.pad(c, (0, 0, 0, length - c.shape[1])) for c in (context, negative))
+    """The pipeline's text-to-video denoiser plus ``scale * (v_cond - v_weakened)``; the conditional and
+    weakened velocities come from the same denoiser at cfg 1 (two more DiT passes of batch 1 per step)."""
+    plain = conditioned_velocity(dit, context, negative, cfg, None)
+    if not scale:
+        return plain
+    conditional = conditioned_velocity(dit, context, None, 1.0, None)
 
     def model(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        b, frames = x.shape[0], x.shape[2]
-        t = (sigma.reshape(-1).to(x.device, torch.float32).expand(b) * 1000)[:, None].expand(b, frames)
-        xd = x.to(dit.dtype)
-        pos, neg = dit(torch.cat([xd, xd]), torch.cat([t, t]), torch.cat([context, negative])).float().chunk(2)
-        guided = neg + cfg * (pos - neg)
-        if not scale:
-            return guided
+        pos = conditional(x, sigma)
         with value_passthrough(dit, blocks):
-            weak = dit(xd, t, context).float()
-        return guided + scale * (pos - weak)
+            weak = conditional(x, sigma)
+        return plain(x, sigma) + scale * (pos - weak)
 
     return model
 
 
-def run_trial(models, cases: list, seed: int, scale: float, blocks: tuple[int, ...]) -> list[dict[str, bool]]:
-    plain = pipeline.conditioned_velocity
+def with_skip_guidance(plain, scale: float, blocks: Sequence[int]):
+    """A stand-in for ``conditioned_velocity`` (called as the pipeline calls it) that adds skip guidance to
+    plain text-to-video denoisers and leaves every other kind (known frames, prompt spans, loops) to ``plain``."""
 
-    def patched(dit, context, negative, cfg, cond, **kw):
-        if cond is not None or kw or negative is None:
-            return plain(dit, context, negative, cfg, cond, **kw)
+    def patched(dit, context, negative, cfg, cond, *, spans=None, circular=False):
+        if cond is not None or spans is not None or circular or negative is None:
+            return plain(dit, context, negative, cfg, cond, spans=spans, circular=circular)
         return skip_guided(dit, context, negative, cfg, scale, blocks)
 
-    pipeline.conditioned_velocity = patched
+    return patched
+
+
+def run_trial(models, cases: list, seed: int, scale: float, blocks: tuple[int, ...]) -> list[dict[str, bool]]:
+    plain = pipeline.conditioned_velocity
+    pipeline.conditioned_velocity = with_skip_guidance(plain, scale, blocks)
     try:
         return score_model(models, cases, seed, {})
     finally:
         pipeline.conditioned_velocity = plain
+
+
+def trial_label(scale: float, blocks: tuple[int, ...]) -> str:
+    return f"skip guidance {scale:g} at blocks {','.join(map(str, blocks))}" if scale else "no skip guidance"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,17 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     models = pipeline.load_models(args.model)
     cases = prompt_set(args.n, seed=args.seed, kind="short")
     start = time.perf_counter()
-    lines = ["| skip guidance | colour | shape | motion | present in every frame | all four |",
-             "|---|---|---|---|---|---|"]
+    labels, scores = [], []
     for scale, blocks in args.trials:
-        results = run_trial(models, cases, args.seed, scale, blocks)
-        label = f"scale {scale:g}, blocks {', '.join(map(str, blocks))}" if scale else "none (the default)"
-        lines.append(f"| {label} | " + " | ".join(f"{100 * sum(r[k] for r in results) / args.n:.1f}%" for k in KEYS)
-                     + " |")
-        print(lines[-1], file=sys.stderr, flush=True)
-    lines += ["", f"`{args.model}`, {args.n} prompts of `prompt_set(seed={args.seed})`; run time "
-              f"{time.perf_counter() - start:.0f} s on {torch.get_num_threads()} CPU threads."]
-    text = "\n".join(lines) + "\n"
+        labels.append(f"{args.model} {trial_label(scale, blocks)}")
+        scores.append(run_trial(models, cases, args.seed, scale, blocks))
+        print(labels[-1], file=sys.stderr, flush=True)
+    text = report(labels, scores, cases, args.seed, time.perf_counter() - start,
+                  produced_by="python bench/guidance_trials.py")
     print(text)
     if args.out:
         args.out.write_text(text)

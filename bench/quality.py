@@ -72,14 +72,32 @@ def vae_results(models, n: int, seed: int) -> list[dict[str, bool]]:
     return results
 
 
-def presence_by_speed(results: list[dict[str, bool]], cases: list) -> dict[str, tuple[int, int]]:
-    """(clips with the object in every frame, clips) among the prompts whose main object moves slowly / fast
-    (still objects count as slow): fast motion is the hard part for the small VAE."""
+def rate_cells(results: list[dict[str, bool]]) -> str:
+    """The rate of each of KEYS as markdown table cells."""
+    return " | ".join(f"{100 * sum(r[k] for r in results) / len(results):.1f}%" for k in KEYS)
+
+
+def presence_by(results: list[dict[str, bool]], cases: list, attribute: str,
+                values: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """(clips with the object in every frame, clips) among the prompts whose main object has each of
+    ``values`` of ``attribute`` (e.g. "speed")."""
     counts = {}
-    for speed in ("slow", "fast"):
-        picked = [r["present_ok"] for r, c in zip(results, cases, strict=True) if c.scene.objects[0].speed == speed]
-        counts[speed] = (sum(picked), len(picked))
+    for value in values:
+        picked = [r["present_ok"] for r, c in zip(results, cases, strict=True)
+                  if getattr(c.scene.objects[0], attribute) == value]
+        counts[value] = (sum(picked), len(picked))
     return counts
+
+
+def presence_by_speed(results: list[dict[str, bool]], cases: list) -> dict[str, tuple[int, int]]:
+    """Presence among slow / fast movers (still objects count as slow): fast motion is the hard part for
+    the small VAE."""
+    return presence_by(results, cases, "speed", ("slow", "fast"))
+
+
+def presence_by_size(results: list[dict[str, bool]], cases: list) -> dict[str, tuple[int, int]]:
+    """Presence among small / medium / large objects: small ones are about one DiT patch across."""
+    return presence_by(results, cases, "size", ("small", "medium", "large"))
 
 
 def score_vae(models, n: int, seed: int) -> dict[str, float]:

@@ -31,7 +31,7 @@ from safetensors import safe_open
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quality import KEYS, presence_by_speed, vae_results  # noqa: E402
+from quality import presence_by_speed, rate_cells, vae_results  # noqa: E402
 
 from sora_core.pipeline import load_models  # noqa: E402
 from sora_core.train.data import clip_batch, object_pixels  # noqa: E402
@@ -44,9 +44,8 @@ from sora_core.world.render import render, to_model_range  # noqa: E402
 
 
 def speed_row(name: str, results: list[dict[str, bool]], cases: list) -> str:
-    cells = [f"{100 * sum(r[k] for r in results) / len(results):.1f}%" for k in KEYS]
-    cells += [f"{hits}/{n}" for hits, n in presence_by_speed(results, cases).values()]
-    return f"| {name} | " + " | ".join(cells) + " |"
+    speed = " | ".join(f"{hits}/{n}" for hits, n in presence_by_speed(results, cases).values())
+    return f"| {name} | {rate_cells(results)} | {speed} |"
 
 
 def object_error_per_frame(vae: WanVAE, video: torch.Tensor, objects: torch.Tensor) -> list[float]:

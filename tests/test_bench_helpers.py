@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_operations import tally, tally_text  # noqa: E402
 from compare_models import parse_settings, settings_label  # noqa: E402
-from guidance_trials import parse_trial, skip_guided, value_passthrough  # noqa: E402
+from guidance_trials import parse_trial, skip_guided, value_passthrough, with_skip_guidance  # noqa: E402
 from presence_failures import failure_kind  # noqa: E402
-from quality import presence_by_speed  # noqa: E402
+from quality import presence_by_size, presence_by_speed  # noqa: E402
 
 
 def test_settings_variants_parse_to_typed_generate_arguments() -> None:
@@ -41,6 +41,10 @@ def test_presence_by_speed_counts_each_speed_apart() -> None:
     fast = sum(c.scene.objects[0].speed == "fast" for c in cases)
     assert 0 < fast < len(cases)
     assert counts == {"slow": (0, len(cases) - fast), "fast": (fast, fast)}
+    by_size = presence_by_size(results, cases)
+    assert list(by_size) == ["small", "medium", "large"] and sum(n for _, n in by_size.values()) == len(cases)
+    small_fast = sum(c.scene.objects[0].size == "small" and c.scene.objects[0].speed == "fast" for c in cases)
+    assert by_size["small"][0] == small_fast
 
 
 def _frames(pattern: str) -> torch.Tensor:
@@ -86,12 +90,32 @@ def test_skip_guidance_trials_parse_and_weaken_only_the_named_blocks() -> None:
     context, negative = torch.randn(1, 3, 8), torch.zeros(1, 5, 8)
     with torch.no_grad():
         plain = conditioned_velocity(dit, context, negative, 3.0, None)(x, sigma)
-        torch.testing.assert_close(skip_guided(dit, context, negative, 3.0, 0.0, ())(x, sigma), plain)
         tokens = torch.randn(1, 7, 32)
         attn = dit.blocks[1].self_attn
+        t = torch.full((1, 2), 700.0)
         with value_passthrough(dit, [1]):
             torch.testing.assert_close(attn(tokens, None), attn.o(attn.v(tokens)))
             assert dit.blocks[0].self_attn.forward.__func__ is type(attn).forward  # other blocks untouched
+            weak = dit(x, t, context)
         assert "forward" not in vars(attn)  # restored
-        pushed = skip_guided(dit, context, negative, 3.0, 1.0, (1,))(x, sigma)
-    assert (pushed - plain).abs().mean() > 1e-3
+        pos = dit(x, t, context)
+        pushed = skip_guided(dit, context, negative, 3.0, 0.5, (1,))(x, sigma)
+    assert (pos - weak).abs().mean() > 1e-3
+    torch.testing.assert_close(pushed, plain + 0.5 * (pos - weak))
+
+
+def test_the_skip_guidance_stand_in_guides_text_to_video_only() -> None:
+    calls = []
+
+    def plain(dit, context, negative, cfg, cond, *, spans=None, circular=False):
+        calls.append((cond, spans, circular))
+        return "plain"
+
+    patched = with_skip_guidance(plain, 0.5, (1,))
+    context, negative = torch.zeros(1, 3, 8), torch.zeros(1, 3, 8)
+    # as sample_latent calls it for text-to-video: spans and circular passed explicitly
+    assert patched(None, context, negative, 3.0, None, spans=None, circular=False) != "plain"
+    assert patched(None, context, negative, 3.0, None, spans=None, circular=True) == "plain"
+    assert patched(None, context, negative, 3.0, "known", spans=None, circular=False) == "plain"
+    assert patched(None, context, None, 1.0, None, spans=None, circular=False) == "plain"
+    assert len(calls) == 3

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..config import DiTConfig
+from ..dit import WanDiT
 from .decoder_stage import OBJECT_WEIGHT as DECODER_OBJECT_WEIGHT
 
 
@@ -164,7 +166,7 @@ def export_with_new_decoder(args: argparse.Namespace, dit: torch.nn.Module, vae:
           "fine-tuned decoder")
 
 
-def dit_setup(patch: int | None, init: torch.nn.Module | None) -> tuple:
+def dit_setup(patch: int | None, init: WanDiT | None) -> tuple[DiTConfig, dict[str, torch.Tensor] | None]:
     """(DiT config, initial state or None) for a run: the --init-from DiT's config unless ``patch`` asks for
     finer spatial patches, in which case its weights are converted to them."""
     from .dit_stage import DEFAULT_DIT

@@ -255,6 +255,8 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         try:
             start, _ = load_state(state_path, dit, opt)
         except RuntimeError as err:  # torch's size-mismatch list names tensors, not the option that differs
+            if "size mismatch" not in str(err):
+                raise
             raise ValueError(f"{state_path} holds a DiT that does not fit patch size {config.patch_size}: resume the "
                              "run with the options it was started with (the same --dit-patch), or use a new "
                              "--run folder") from err
