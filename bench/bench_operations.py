@@ -45,6 +45,7 @@ from sora_core.world.evaluate import BACKGROUND_TOLERANCE, fit_background, score
 from sora_core.world.render import render  # noqa: E402
 
 DIRECTIONS = ("left", "right", "up", "down")
+PARTS = ("loop", "extension", "keyframes", "blend", "recut", "storyboard")
 
 
 def frame_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -341,8 +342,13 @@ def main() -> None:
                         help="clips extended 3 times (120: a rate near 85%% has a standard error of about 3 points)")
     parser.add_argument("--pairs", type=int, default=20, help="blend pairs")
     parser.add_argument("--recuts", type=int, default=10)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=None,
+                        help="run only these parts (e.g. to compare a trained checkpoint's extensions with --model "
+                        "runs/x/default.safetensors); prints them, and cannot write --out")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.only and args.out:
+        parser.error("--out replaces the whole operations section of the file; run every part (drop --only)")
     torch.set_flush_denormal(True)
     start = time.perf_counter()
     b = Bench(args.model, args.seed)
@@ -354,13 +360,17 @@ def main() -> None:
         "(clean, timestep 0). Differences are mean absolute differences of 8-bit RGB frames. Produced by "
         "`python bench/bench_operations.py --out docs/quality.md`.", "",
     ]
+    parts = {
+        "loop": lambda: bench_loop(b, args.loops, args.loops_any),
+        "extension": lambda: bench_extension(b, args.extensions),
+        "keyframes": lambda: bench_keyframes(b, args.n),
+        "blend": lambda: bench_blend(b, args.pairs),
+        "recut": lambda: bench_recut(b, args.recuts),
+        "storyboard": lambda: bench_storyboard(b, args.n),
+    }
     with torch.inference_mode():
-        lines += bench_loop(b, args.loops, args.loops_any)
-        lines += bench_extension(b, args.extensions)
-        lines += bench_keyframes(b, args.n)
-        lines += bench_blend(b, args.pairs)
-        lines += bench_recut(b, args.recuts)
-        lines += bench_storyboard(b, args.n)
+        for name in args.only or PARTS:
+            lines += parts[name]()
     lines += ["", f"Run time {time.perf_counter() - start:.0f} s on {torch.get_num_threads()} CPU threads.",
               "", "Goals (issue 5): loop seam within 1.5x of the consecutive difference; extension motion >= 85%."]
     text = "\n".join(lines) + "\n"

@@ -421,3 +421,63 @@ def test_resuming_a_run_with_another_patch_size_names_the_option(tmp_path, monke
     finer = dataclasses.replace(TINY_DIT, patch_size=(1, 1, 1))
     with pytest.raises(ValueError, match="same --dit-patch"):
         dit_stage.train_dit(tmp_path, pool, text, steps=2, batch=1, config=finer)
+
+
+def test_slice_buckets_cut_clips_from_longer_scenes_at_their_slower_pace() -> None:
+    from sora_core.train.data import LONG_SCENE_BUCKET, object_pixels
+    from sora_core.world.motion import travel_px
+    from sora_core.world.render import render, to_model_range
+
+    batch = clip_batch(4, 1, 6, [LONG_SCENE_BUCKET])
+    assert batch.video.shape[2] == 33 and len(batch.starts) == 6
+    lengths = {s.frames for s in batch.scenes}
+    assert len(lengths) > 1 and all(41 <= n <= 81 and (n - 1) % 4 == 0 for n in lengths)
+    for clip, scene, start in zip(batch.video, batch.scenes, batch.starts, strict=True):
+        assert 0 <= start <= scene.frames - 33
+        assert torch.equal(clip, to_model_range(render(scene)[start:start + 33]))
+        o = scene.objects[0]
+        if o.motion in ("left", "right", "up", "down") and o.speed == "fast":  # slower per frame than a whole clip
+            whole = travel_px(o.shape, o.size, o.motion, o.speed, 64, 64, 33) / 32
+            assert travel_px(o.shape, o.size, o.motion, o.speed, 64, 64, scene.frames) / (scene.frames - 1) < whole
+    cells = object_pixels(batch.scenes, batch.video)
+    assert cells.shape == (6, 1, 33, 64, 64) and cells.any(dim=(1, 3, 4)).all()  # the object in every frame
+    assert clip_batch(4, 1, 6, [(64, 64, 17)]).starts is None
+
+
+def test_context_masks_know_a_run_of_frames_at_one_end() -> None:
+    rng = random.Random(1)
+    masks = [dit_stage.context_mask(rng, 5) for _ in range(400)]
+    for m in masks:
+        k = int(m.sum())
+        assert 1 <= k <= 4 and (bool(m[:k].all()) or bool(m[-k:].all()))
+    assert 0.6 < sum(bool(m[0]) for m in masks) / len(masks) < 0.8  # forward extension the most
+    assert {int(m.sum()) for m in masks} == {1, 2, 3, 4}
+
+
+def test_slices_of_longer_scenes_are_trained_only_with_known_frames(tmp_path, monkeypatch) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+    from sora_core.train.data import LONG_SCENE_BUCKET
+
+    whole = (64, 64, 9)
+    pool = dit_stage.LatentPool({whole: torch.randn(2, 16, 3, 8, 8), LONG_SCENE_BUCKET: torch.randn(2, 16, 9, 8, 8)},
+                                {whole: ["a red circle"] * 2, LONG_SCENE_BUCKET: ["a blue square"] * 2})
+    seen: list[tuple[int, torch.Tensor]] = []
+    real_loss = dit_stage.flow_loss
+
+    def recording_loss(dit, x0, context, sigma, noise, known, cell_weight=None):
+        seen.append((x0.shape[2], known.clone()))
+        return real_loss(dit, x0, context, sigma, noise, known, cell_weight)
+
+    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    text = MiniLMTextEncoder()
+    buckets = dit_stage.training_buckets(long_scenes=6)
+    assert buckets.count(LONG_SCENE_BUCKET) == 6 and buckets[:6] == DIT_BUCKETS
+    dit_stage.train_dit(tmp_path, pool, text, steps=12, batch=4, config=TINY_DIT,
+                        buckets=(whole, LONG_SCENE_BUCKET))
+    slices = [k for t, k in seen if t != 3]  # the slice bucket's 9 latent frames, or a 5-frame window of them
+    wholes = [k for t, k in seen if t == 3]
+    assert slices and wholes
+    assert all(bool(row.any()) and not bool(row.all()) for k in slices for row in k)
+    assert any(not bool(row.any()) for k in wholes for row in k)  # whole clips keep text-to-video
+    with pytest.raises(ValueError, match="lacks the buckets"):
+        dit_stage.train_dit(tmp_path, pool, text, steps=1, batch=1, config=TINY_DIT, buckets=((96, 64, 17),))

@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="spatial patch size of the DiT in latent cells (the shipped model: 2; 1 gives 4x the "
                         "tokens, so a small object spans several, at about 3x the sampling time); an --init-from "
                         "DiT with coarser patches is converted to it (sora_core/train/repatch.py)")
+    parser.add_argument("--long-scenes", type=int, default=0,
+                        help="draw a bucket of 33-frame slices of 41- to 81-frame scenes this many times as often as "
+                        "one whole-clip bucket (there are 6); they are trained only as extensions (known first or "
+                        "last frames), so extensions take their pace from the frames they continue")
     parser.add_argument("--pool", type=int, default=1500,
                         help="encoded training clips per size/length bucket; a larger value on an existing run "
                         "grows its pool (the clips it has are kept, only the new ones are encoded)")
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # fresh small weights produce denormals that slow CPU kernels badly
 
     from ..text_minilm import MiniLMTextEncoder
-    from .dit_stage import build_pool, load_pool, pool_needs_clips, save_pool, train_dit
+    from .dit_stage import build_pool, load_pool, pool_needs_clips, save_pool, train_dit, training_buckets
     from .export import export_default, with_latent_stats
     from .loop import training_device
     from .vae_stage import DEFAULT_VAE, latent_stats, train_vae
@@ -122,21 +126,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     pool_path = args.run / "latent_pool.safetensors"
     pool = load_pool(pool_path) if pool_path.exists() else None
-    if pool_needs_clips(pool, args.pool):  # a larger --pool or a new bucket grows it, keeping the clips it has
-        pool = build_pool(vae, args.seed, args.pool, grow=pool)
+    buckets = training_buckets(args.long_scenes)
+    if pool_needs_clips(pool, args.pool, buckets):  # a larger --pool or a new bucket grows it, keeping its clips
+        pool = build_pool(vae, args.seed, args.pool, grow=pool, buckets=buckets)
         save_pool(pool, pool_path)
     t_pool = time.perf_counter() - t0 - t_vae
     text = MiniLMTextEncoder().to(device)
     dit_config, init_dit = dit_setup(args.dit_patch, init_dit_model)
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
                        seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device,
-                       config=dit_config)
+                       config=dit_config, buckets=buckets)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
               "threads": torch.get_num_threads(), "seed": args.seed, "device": str(device),
               "object_weight": args.object_weight, "dit_lr": args.dit_lr,
-              "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size)}
+              "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size),
+              "long_scenes": args.long_scenes}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage

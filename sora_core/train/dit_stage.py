@@ -10,6 +10,9 @@
   start, at the end or at both ends, or a random span) are given clean with timestep 0 and left out of the loss; the
   model thereby learns the per-frame conditioning the temporal operations (image-to-video, extend,
   loop) use.
+- Slices of longer scenes (``long_scenes``, off by default; data.LONG_SCENE_BUCKET): always with known
+  first or last frames (``context_mask``), never as text-to-video, so an extension takes its pace from
+  the frames it continues while text-to-video keeps the pace of whole clips.
 - Mid-clip windows: 70% of the 33-frame samples are cut to 5 latent frames starting at a later
   latent frame, so the model also sees windows whose first latent frame is a 4-frame group, which is
   what extending a clip forward hands it.
@@ -33,7 +36,7 @@ from torch import Tensor
 from ..config import DiTConfig
 from ..dit import WanDiT
 from ..vae import WanVAE
-from .data import DIT_BUCKETS, clip_batch, object_pixels, step_rng
+from .data import DIT_BUCKETS, LONG_SCENE_BUCKET, Bucket, clip_batch, is_slice_bucket, object_pixels, step_rng
 from .loop import StepLog, set_lr
 from .state import load_state, save_state
 
@@ -47,9 +50,9 @@ class LatentPool:
     """Encoded training clips grouped by bucket: latents [N, C, T, h, w], their captions and which latent
     cells show an object ([N, T, h, w] bool; None in pools saved before they were kept)."""
 
-    latents: dict[tuple[int, int, int], Tensor]
-    captions: dict[tuple[int, int, int], list[str]]
-    objects: dict[tuple[int, int, int], Tensor] | None = None
+    latents: dict[Bucket, Tensor]
+    captions: dict[Bucket, list[str]]
+    objects: dict[Bucket, Tensor] | None = None
 
 
 def latent_cells(pixels: Tensor, temporal: int, spatial: int) -> Tensor:
@@ -62,9 +65,15 @@ def latent_cells(pixels: Tensor, temporal: int, spatial: int) -> Tensor:
     return F.max_pool3d(cells, (1, spatial, spatial)).squeeze(1) > 0
 
 
+def training_buckets(long_scenes: int = 0) -> tuple[Bucket, ...]:
+    """The DiT's buckets, each as often as it is drawn: the whole-clip ones, and the bucket of slices of
+    longer scenes ``long_scenes`` times (weighted like one whole-clip entry each)."""
+    return DIT_BUCKETS + (LONG_SCENE_BUCKET,) * long_scenes
+
+
 @torch.no_grad()
 def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16,
-               grow: LatentPool | None = None) -> LatentPool:
+               grow: LatentPool | None = None, buckets: tuple[Bucket, ...] | None = None) -> LatentPool:
     """Encode ``clips_per_bucket`` training clips of every bucket.
 
     Clip ``k`` of a bucket is the same for every pool size (batches are pure functions of seed and batch
@@ -74,7 +83,8 @@ def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16,
     latents: dict = {}
     captions: dict = {}
     objects: dict = {}
-    for b, bucket in enumerate(dict.fromkeys(DIT_BUCKETS)):
+    # a bucket's clips follow its index, so a new bucket goes last
+    for b, bucket in enumerate(dict.fromkeys(buckets or DIT_BUCKETS)):
         have = 0 if grow is None else min(len(grow.captions.get(bucket, [])), clips_per_bucket)
         first = (have - 1) // batch if have else 0  # the batch holding the last kept clip
         chunks, texts, cells = [], [], []
@@ -95,13 +105,14 @@ def build_pool(vae: WanVAE, seed: int, clips_per_bucket: int, batch: int = 16,
     return LatentPool(latents, captions, objects)
 
 
-def pool_needs_clips(pool: LatentPool | None, clips_per_bucket: int) -> bool:
+def pool_needs_clips(pool: LatentPool | None, clips_per_bucket: int,
+                     buckets: tuple[Bucket, ...] | None = None) -> bool:
     """Whether ``build_pool(..., grow=pool)`` has clips to add: a bucket of the DiT's that the pool lacks, or
     holds fewer than ``clips_per_bucket`` clips of."""
-    return pool is None or any(len(pool.captions.get(b, [])) < clips_per_bucket for b in DIT_BUCKETS)
+    return pool is None or any(len(pool.captions.get(b, [])) < clips_per_bucket for b in buckets or DIT_BUCKETS)
 
 
-def _joined(grow: LatentPool, bucket: tuple[int, int, int], have: int, offset: int, latents: Tensor,
+def _joined(grow: LatentPool, bucket: Bucket, have: int, offset: int, latents: Tensor,
             cells: Tensor, texts: list[str]) -> tuple[Tensor, Tensor, list[str]]:
     """The kept clips ``[:have]`` of ``grow`` followed by the newly encoded ones (which start at clip
     ``offset``), after checking that the clips encoded twice agree."""
@@ -140,8 +151,8 @@ def load_pool(path: Path) -> LatentPool:
     tensors, meta = read_safetensors(path)
     caps = json.loads(meta["captions"])
 
-    def key(name: str) -> tuple[int, int, int]:
-        return tuple(int(v) for v in name.split("x"))  # type: ignore[return-value]
+    def key(name: str) -> Bucket:
+        return tuple(int(v) for v in name.split("x"))
 
     objects = {key(k.removeprefix("objects_")): v.bool() for k, v in tensors.items() if k.startswith("objects_")}
     latents = {key(k): v for k, v in tensors.items() if not k.startswith("objects_")}
@@ -182,6 +193,18 @@ def condition_mask(rng, frames: int) -> Tensor:
     else:
         start = rng.randrange(frames - 1)
         mask[start:start + rng.randint(1, max(1, frames // 2))] = True
+    return mask
+
+
+def context_mask(rng, frames: int) -> Tensor:
+    """Known latent frames for a slice of a longer scene: a run of first frames (extending forward, 70%)
+    or of last frames (extending backward), at least one frame known and one to generate."""
+    mask = torch.zeros(frames, dtype=torch.bool)
+    known = rng.randint(1, frames - 1)
+    if rng.random() < 0.7:
+        mask[:known] = True
+    else:
+        mask[-known:] = True
     return mask
 
 
@@ -235,9 +258,10 @@ class CaptionCache:
 def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: int = 16, lr: float = 4e-4,
               seed: int = 0, log_every: int = 10, save_every: int = 100, config: DiTConfig = DEFAULT_DIT,
               init: dict[str, Tensor] | None = None, object_weight: float = 1.0,
-              device: torch.device | str = "cpu") -> tuple[WanDiT, WanDiT]:
+              device: torch.device | str = "cpu", buckets: tuple[Bucket, ...] | None = None) -> tuple[WanDiT, WanDiT]:
     """Train (or resume) the DiT in ``run`` on ``device`` (the pool stays on the CPU; each batch moves);
-    returns (model, EMA model). ``init`` seeds a fresh run.
+    returns (model, EMA model). ``init`` seeds a fresh run. ``buckets`` lists each bucket as often as it
+    is drawn (see ``training_buckets``; None: the whole-clip ones); the pool must hold them all.
     ``object_weight`` > 1 weighs the latent cells that show an object that many times a background cell."""
     if object_weight != 1.0 and pool.objects is None:
         raise ValueError("object_weight needs a latent pool that keeps its object cells; this one was saved "
@@ -264,15 +288,19 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         print(f"dit: resuming at step {start}")
     captions = CaptionCache(text_encoder)
     empty = captions([""])[0].to(device)
-    buckets = list(pool.latents)
-    weights = [DIT_BUCKETS.count(b) for b in buckets]
+    buckets = buckets or DIT_BUCKETS
+    missing = [b for b in dict.fromkeys(buckets) if b not in pool.latents]
+    if missing:
+        raise ValueError(f"the latent pool lacks the buckets {missing}: build it with the same buckets")
+    drawn = list(dict.fromkeys(buckets))
+    weights = [buckets.count(b) for b in drawn]
     dit.train()
     log = StepLog(run, "dit")
     for step in range(start, steps):
         rng = step_rng(seed, step, salt=1)
         gen = torch.Generator().manual_seed(seed * 31 + step)
         set_lr(opt, step, steps, lr, warmup=100)
-        bucket = rng.choices(buckets, weights)[0]
+        bucket = rng.choices(drawn, weights)[0]
         idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
         window = mid_clip_window(rng, pool.latents[bucket].shape[2])
         x0 = pool.latents[bucket][idx][:, :, window].to(device)
@@ -284,7 +312,8 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         context = captions(texts).to(device)
         drop = torch.tensor([rng.random() < CAPTION_DROP for _ in idx], device=device)
         context = torch.where(drop.view(-1, 1, 1), empty.expand_as(context), context)
-        known = torch.stack([condition_mask(rng, x0.shape[2]) for _ in idx]).to(device)
+        masks = context_mask if is_slice_bucket(bucket) else condition_mask
+        known = torch.stack([masks(rng, x0.shape[2]) for _ in idx]).to(device)
         sigma, noise = sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen)  # CPU draws: device-independent
         loss = flow_loss(dit, x0, context, sigma.to(device), noise.to(device), known, cell_weight)
         opt.zero_grad(set_to_none=True)
