@@ -481,3 +481,30 @@ def test_slices_of_longer_scenes_are_trained_only_with_known_frames(tmp_path, mo
     assert any(not bool(row.any()) for k in wholes for row in k)  # whole clips keep text-to-video
     with pytest.raises(ValueError, match="lacks the buckets"):
         dit_stage.train_dit(tmp_path, pool, text, steps=1, batch=1, config=TINY_DIT, buckets=((96, 64, 17),))
+
+
+def test_buckets_are_drawn_alike_from_a_built_and_a_loaded_pool(tmp_path, monkeypatch) -> None:
+    """A pool built in the run's own process and the same pool loaded on resume hold their buckets in another
+    order; the buckets drawn must not depend on it, or a resumed run would not replay its data."""
+    from sora_core.text_minilm import MiniLMTextEncoder
+
+    buckets = ((64, 64, 17), (64, 64, 9), (64, 64, 33))
+    pool = dit_stage.LatentPool({b: torch.randn(2, 16, (b[2] - 1) // 4 + 1, 8, 8) for b in buckets},
+                                {b: ["a red circle"] * 2 for b in buckets})
+    dit_stage.save_pool(pool, tmp_path / "pool.safetensors")
+    loaded = dit_stage.load_pool(tmp_path / "pool.safetensors")
+    assert list(loaded.latents) != list(pool.latents)  # the file keeps them by name
+    drawn: list[list[int]] = []
+    real_loss = dit_stage.flow_loss
+
+    def recording_loss(dit, x0, *args, **kwargs):
+        drawn[-1].append(x0.shape[2])
+        return real_loss(dit, x0, *args, **kwargs)
+
+    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    text = MiniLMTextEncoder()
+    for i, p in enumerate((pool, loaded)):
+        drawn.append([])
+        (tmp_path / str(i)).mkdir()
+        dit_stage.train_dit(tmp_path / str(i), p, text, steps=10, batch=1, config=TINY_DIT, buckets=buckets)
+    assert drawn[0] == drawn[1] and len(set(drawn[0])) > 1

@@ -131,15 +131,20 @@ def _joined(grow: LatentPool, bucket: Bucket, have: int, offset: int, latents: T
             grow.captions[bucket][:have] + texts[skip:])
 
 
+def bucket_key(bucket: Bucket) -> str:
+    """A bucket's name in a saved pool: "64x64x17"."""
+    return "x".join(map(str, bucket))
+
+
 def save_pool(pool: LatentPool, path: Path) -> None:
     import json
 
     from ..loading import write_safetensors
 
-    tensors = {"x".join(map(str, k)): v.contiguous() for k, v in pool.latents.items()}
+    tensors = {bucket_key(k): v.contiguous() for k, v in pool.latents.items()}
     for k, v in (pool.objects or {}).items():
-        tensors["objects_" + "x".join(map(str, k))] = v.to(torch.uint8).contiguous()
-    meta = {"captions": json.dumps({"x".join(map(str, k)): v for k, v in pool.captions.items()})}
+        tensors["objects_" + bucket_key(k)] = v.to(torch.uint8).contiguous()
+    meta = {"captions": json.dumps({bucket_key(k): v for k, v in pool.captions.items()})}
     write_safetensors(path, tensors, meta)
 
 
@@ -183,9 +188,9 @@ def condition_mask(rng, frames: int) -> Tensor:
     elif kind < 0.69:
         mask[0] = mask[-1] = True
     elif kind < 0.80:
-        mask[: rng.randint(1, frames - 1)] = True
+        mask = run_mask(frames, rng.randint(1, frames - 1), at_start=True)
     elif kind < 0.87:
-        mask[-rng.randint(1, frames - 1):] = True
+        mask = run_mask(frames, rng.randint(1, frames - 1), at_start=False)
     elif kind < 0.93 and frames >= 3:
         gap_start = rng.randint(1, frames - 2)
         gap_end = rng.randint(gap_start + 1, frames - 1)
@@ -196,16 +201,21 @@ def condition_mask(rng, frames: int) -> Tensor:
     return mask
 
 
+def run_mask(frames: int, known: int, at_start: bool) -> Tensor:
+    """``known`` latent frames given at the start (extending forward) or at the end (extending backward)."""
+    mask = torch.zeros(frames, dtype=torch.bool)
+    if at_start:
+        mask[:known] = True
+    else:
+        mask[frames - known:] = True
+    return mask
+
+
 def context_mask(rng, frames: int) -> Tensor:
     """Known latent frames for a slice of a longer scene: a run of first frames (extending forward, 70%)
     or of last frames (extending backward), at least one frame known and one to generate."""
-    mask = torch.zeros(frames, dtype=torch.bool)
     known = rng.randint(1, frames - 1)
-    if rng.random() < 0.7:
-        mask[:known] = True
-    else:
-        mask[-known:] = True
-    return mask
+    return run_mask(frames, known, at_start=rng.random() < 0.7)
 
 
 def mid_clip_window(rng, length: int, frames: int = 5) -> slice:
@@ -292,7 +302,9 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
     missing = [b for b in dict.fromkeys(buckets) if b not in pool.latents]
     if missing:
         raise ValueError(f"the latent pool lacks the buckets {missing}: build it with the same buckets")
-    drawn = list(dict.fromkeys(buckets))
+    # one order whether the pool was just built or loaded (a resumed run replays the same buckets): the saved
+    # pool's order, by name, which every run that started from a loaded pool drew in
+    drawn = sorted(dict.fromkeys(buckets), key=bucket_key)
     weights = [buckets.count(b) for b in drawn]
     dit.train()
     log = StepLog(run, "dit")
