@@ -274,8 +274,8 @@ def loop(engine: Engine, context: Tensor, negative: Tensor | None, *, frames: in
     denoising (no cross-fade). The result is one period of ``frames`` frames, a multiple of 4.
 
     The causal VAE codes a clip's first frame alone and the rest in 4-frame groups, so a period is made
-    of groups only: they are denoised circularly (each step shows the DiT another rotation of them, so
-    the last group is a neighbour of the first like any two groups), then decoded with time wrapped
+    of groups only: they are denoised circularly (the DiT sees them after a lead of the period's last
+    group, so the last group is a neighbour of the first like any two groups), then decoded with time wrapped
     around (:meth:`Engine.decode_loop`), so the decoder too sees the first group follow the last.
     From ``clip`` (4k+1 frames): its frames after the first are the period; its last
     ``regenerate_frames`` frames are generated anew so that they lead back into its start, and the
