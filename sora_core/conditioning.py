@@ -63,7 +63,7 @@ class TemporalCondition:
 # it, still objects in 16-frame loops often broke up into several; the loop bench's motion went from 66%
 # to 80% with it (docs/quality.md). The period is not rotated between steps: a bounce's phase is tied to
 # the clip's start, and rotations asked each step for another phase, which averaged bounces into still
-# objects (bounce motion 9/19 with rotations, 17/19 without; seams within 1.5x on 50/50 and 48/50).
+# objects (bounce motion 9/19 with rotations, 17/19 without; seams within 1.5x on 50/50 with, 48/50 without).
 CIRCULAR_LEAD = 1
 
 
