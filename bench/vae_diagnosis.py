@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -36,7 +37,7 @@ from quality import presence_by_speed, rate_cells, vae_results  # noqa: E402
 from sora_core.pipeline import load_models  # noqa: E402
 from sora_core.train.data import clip_batch, object_pixels  # noqa: E402
 from sora_core.train.state import load_state  # noqa: E402
-from sora_core.train.vae_stage import DEFAULT_VAE, vae_loss  # noqa: E402
+from sora_core.train.vae_stage import DEFAULT_VAE, vae_config_for, vae_loss  # noqa: E402
 from sora_core.train.widen import widen_decoder  # noqa: E402
 from sora_core.vae import WanVAE  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
@@ -73,10 +74,15 @@ def time_or_position(vae: WanVAE, failing: list) -> list[str]:
 
 
 def vae_for_state(vae: WanVAE, path: str) -> WanVAE:
-    """A VAE shaped for the training state at ``path``: the checkpoint's, or with its decoder widened as a
-    ``--decoder-width`` run widened it (the state then overwrites every weight)."""
+    """A VAE shaped for the training state at ``path``: the checkpoint's, with its decoder widened as a
+    ``--decoder-width`` run widened it, or a fresh one of a ``--vae-spatial`` run's compression (the state
+    then overwrites every weight)."""
     with safe_open(path, framework="pt") as fh:  # the shape from the header: load_state reads the weights
         width = fh.get_slice("model.decoder.conv1.weight").get_shape()[0]
+        info = json.loads((fh.metadata() or {}).get("info", "{}"))
+    spatial = int(info.get("spatial_factor", vae.config.spatial_factor))
+    if spatial != vae.config.spatial_factor:
+        return WanVAE(vae_config_for(spatial, vae.config)).eval()
     factor = width // vae.decoder.conv1.out_channels
     return widen_decoder(vae, factor).eval()
 

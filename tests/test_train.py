@@ -508,3 +508,37 @@ def test_buckets_are_drawn_alike_from_a_built_and_a_loaded_pool(tmp_path, monkey
         (tmp_path / str(i)).mkdir()
         dit_stage.train_dit(tmp_path / str(i), p, text, steps=10, batch=1, config=TINY_DIT, buckets=buckets)
     assert drawn[0] == drawn[1] and len(set(drawn[0])) > 1
+
+
+def test_a_4x_vae_keeps_4x_time_and_quarters_the_spatial_compression() -> None:
+    config = vae_stage.vae_config_for(4, TINY_VAE)
+    assert (config.spatial_factor, config.temporal_factor) == (4, 4)
+    assert vae_stage.vae_config_for(8, TINY_VAE) == TINY_VAE
+    vae = WanVAE(config).eval()
+    with torch.inference_mode():
+        latent = vae.encode(torch.rand(1, 3, 9, 32, 48) * 2 - 1)
+        assert latent.shape == (1, config.z_dim, 3, 8, 12)
+        assert vae.decode(latent).shape == (1, 3, 9, 32, 48)
+    with pytest.raises(ValueError, match="spatial=2"):
+        vae_stage.vae_config_for(2, TINY_VAE)
+
+
+def test_resuming_a_vae_run_with_another_compression_names_the_option(tmp_path) -> None:
+    vae_stage.train_vae(tmp_path, steps=1, batch=1, config=TINY_VAE)
+    with pytest.raises(ValueError, match="same --vae-spatial"):
+        vae_stage.train_vae(tmp_path, steps=2, batch=1, config=vae_stage.vae_config_for(4, TINY_VAE))
+
+
+def test_a_4x_vae_state_scores_with_its_own_shape(tmp_path) -> None:
+    """bench/vae_diagnosis.py builds a --vae-spatial 4 run's VAE from its training state, not the checkpoint's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from vae_diagnosis import vae_for_state
+
+    vae_stage.train_vae(tmp_path, steps=1, batch=1, config=vae_stage.vae_config_for(4, TINY_VAE))
+    path = str(tmp_path / "vae_state.safetensors")
+    shaped = vae_for_state(WanVAE(TINY_VAE), path)
+    step, _ = load_state(path, shaped, None)  # every weight fits
+    assert step == 1 and shaped.config.spatial_factor == 4

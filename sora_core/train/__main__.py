@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-object-weight", type=float, default=0.0,
                         help="extra VAE loss weight of the pixels that show an object (0: plain mean; the "
                         f"decoder stage uses {DECODER_OBJECT_WEIGHT:g})")
+    parser.add_argument("--vae-spatial", type=int, choices=(8, 4), default=8,
+                        help="spatial compression of a VAE trained from scratch (8: Wan's; 4: four times the latent "
+                        "cells, so small and fast objects keep more of their pixels, at four times the DiT's tokens)")
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
     parser.add_argument("--dit-lr", type=float, default=4e-4,
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from .dit_stage import build_pool, load_pool, pool_needs_clips, save_pool, train_dit, training_buckets
     from .export import export_default, with_latent_stats
     from .loop import training_device
-    from .vae_stage import DEFAULT_VAE, latent_stats, train_vae
+    from .vae_stage import latent_stats, train_vae, vae_config_for
 
     device = training_device(args.device)
     print(f"training on {device}", flush=True)
@@ -97,13 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     args.run.mkdir(parents=True, exist_ok=True)
     init_vae = init_stats = None
     init_dit_model = None
-    vae_config = DEFAULT_VAE
+    vae_config = vae_config_for(args.vae_spatial)
     if args.init_from:
         from ..loading import load_dit, load_vae
 
         loaded = load_vae(args.init_from)
         init_vae, init_stats = loaded.state_dict(), [list(loaded.config.latents_mean), list(loaded.config.latents_std)]
-        vae_config = dataclasses.replace(DEFAULT_VAE, decoder_base_dim=loaded.config.decoder_base_dim)
+        if loaded.config.spatial_factor != args.vae_spatial:
+            parser.error(f"--vae-spatial {args.vae_spatial}: the --init-from VAE compresses "
+                         f"{loaded.config.spatial_factor}x; give --vae-spatial {loaded.config.spatial_factor} or "
+                         "start without --init-from")
+        vae_config = dataclasses.replace(vae_config, decoder_base_dim=loaded.config.decoder_base_dim)
         init_dit_model = load_dit(args.init_from)
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
               "threads": torch.get_num_threads(), "seed": args.seed, "device": str(device),
               "object_weight": args.object_weight, "dit_lr": args.dit_lr,
               "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size),
-              "long_scenes": args.long_scenes}
+              "long_scenes": args.long_scenes, "vae_spatial": args.vae_spatial}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage

@@ -10,6 +10,7 @@ once: the causal convolutions make that identical to the chunked inference path.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,6 +27,17 @@ from .state import load_state, save_state
 DEFAULT_VAE = VAEConfig(base_dim=12, z_dim=16, dim_mult=(1, 2, 4, 4), num_res_blocks=1,
                         latents_mean=(0.0,) * 16, latents_std=(1.0,) * 16)
 KL_WEIGHT = 1e-4
+
+
+def vae_config_for(spatial: int, base: VAEConfig = DEFAULT_VAE) -> VAEConfig:
+    """``base`` with ``spatial`` x spatial compression (8 or 4): 4 drops the last down/up-sampling level, so
+    a 64x64 frame becomes 16x16 latent cells instead of 8x8 (a quarter of the compression; the DiT then
+    sees four times the tokens). Time stays 4x: both remaining levels also halve time."""
+    if spatial == base.spatial_factor:
+        return base
+    if spatial == 4 and base.spatial_factor == 8:
+        return replace(base, dim_mult=base.dim_mult[:3], temporal_downsample=(True, True))
+    raise ValueError(f"vae_config_for: spatial={spatial}; use 8 or 4")
 
 
 def posterior(vae: WanVAE, video: Tensor) -> tuple[Tensor, Tensor]:
@@ -79,7 +91,12 @@ def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: 
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     start = 0
     if state_path.exists():
-        start, _ = load_state(state_path, vae, opt)
+        try:
+            start, _ = load_state(state_path, vae, opt)
+        except RuntimeError as err:  # torch lists tensors, not the option that differs
+            raise ValueError(f"{state_path} holds a VAE of another shape than {config.spatial_factor}x spatial "
+                             "compression: resume the run with the options it was started with (the same "
+                             "--vae-spatial), or use a new --run folder") from err
         print(f"vae: resuming at step {start}")
     elif init is not None:
         vae.load_state_dict(init)
@@ -98,7 +115,7 @@ def train_vae(run: Path, *, steps: int, batch: int = 8, lr: float = 1e-3, seed: 
         if (step + 1) % log_every == 0:
             log.write(step + 1, *parts.values())
         if (step + 1) % save_every == 0 or step + 1 == steps:
-            save_state(state_path, vae, opt, step + 1, {"config": "DEFAULT_VAE"})
+            save_state(state_path, vae, opt, step + 1, {"spatial_factor": str(config.spatial_factor)})
     log.close()
     return vae.eval()
 
