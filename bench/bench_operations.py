@@ -26,7 +26,9 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -123,31 +125,47 @@ def judge_loop(case, frames: torch.Tensor) -> dict:
     return score_clip(case.scene, torch.cat([frames[s:], frames[: s + 1]]))
 
 
-def bench_loop(b: Bench, n: int, n_any: int) -> list[str]:
-    def run(cases, with_plain: bool):
-        ratios, plain, motion, all_ok = [], [], 0, 0
-        by_kind: dict[str, list[int]] = {}  # motion -> [right, clips]
-        plain_by_kind: dict[str, list[int]] = {}  # the same for the plain clips: what "stays correct" is against
-        for i, case in enumerate(cases):
-            ctx = b.context(case.prompt)
-            clip = ops.loop(b.engine(b.seed + i), ctx, b.negative, frames=16, width=64, height=64)
-            frames = to_uint8(clip.frames)
-            ratios.append(frame_diff(frames[-1], frames[0]) / max(consecutive_median(frames), 1e-6))
-            result = judge_loop(case, frames)
-            motion += bool(result["motion_ok"])
-            all_ok += bool(result["all_ok"])
-            tally(by_kind, case.scene.objects[0].motion, result["motion_ok"])
-            if with_plain:
-                ref = to_uint8(b.text_to_video(case.prompt, b.seed + i).frames)
-                plain.append(frame_diff(ref[-1], ref[0]) / max(consecutive_median(ref), 1e-6))
-                tally(plain_by_kind, case.scene.objects[0].motion, score_clip(case.scene, ref)["motion_ok"])
-        return ratios, plain, motion, all_ok, by_kind, plain_by_kind
+def loopable_cases(seed: int, n: int) -> list:
+    """The first ``n`` held-out prompts of ``seed`` whose motion can repeat (LOOPABLE)."""
+    pool = prompt_set(20 * n, seed=seed, kind="short")
+    return [c for c in pool if c.scene.objects[0].motion in LOOPABLE][:n]
 
-    pool = prompt_set(20 * n, seed=b.seed, kind="short")
-    loopable = [c for c in pool if c.scene.objects[0].motion in LOOPABLE][:n]
-    ratios, plain, motion, all_ok, by_kind, plain_by_kind = run(loopable, with_plain=True)
+
+def seam_ratio(frames: torch.Tensor) -> float:
+    """Difference between the last and the first frame over the median difference of consecutive frames."""
+    return frame_diff(frames[-1], frames[0]) / max(consecutive_median(frames), 1e-6)
+
+
+def score_loops(b: Bench, cases: list, with_plain: bool = False,
+                wrap_dit: Callable[[Any], Any] | None = None) -> tuple:
+    """16-frame loops of ``cases`` (case i with seed b.seed + i): (seam ratios, plain clips' seam ratios, motion
+    right, all four right, motion right per kind, the same for the plain clips). ``wrap_dit`` replaces each
+    engine's DiT by ``wrap_dit(dit)`` (bench/loop_trials.py shows it other windows)."""
+    ratios, plain, motion, all_ok = [], [], 0, 0
+    by_kind: dict[str, list[int]] = {}  # motion -> [right, clips]
+    plain_by_kind: dict[str, list[int]] = {}  # the same for the plain clips: what "stays correct" is against
+    for i, case in enumerate(cases):
+        engine = b.engine(b.seed + i)
+        if wrap_dit is not None:
+            engine.dit = wrap_dit(engine.dit)
+        clip = ops.loop(engine, b.context(case.prompt), b.negative, frames=16, width=64, height=64)
+        frames = to_uint8(clip.frames)
+        ratios.append(seam_ratio(frames))
+        result = judge_loop(case, frames)
+        motion += bool(result["motion_ok"])
+        all_ok += bool(result["all_ok"])
+        tally(by_kind, case.scene.objects[0].motion, result["motion_ok"])
+        if with_plain:
+            ref = to_uint8(b.text_to_video(case.prompt, b.seed + i).frames)
+            plain.append(seam_ratio(ref))
+            tally(plain_by_kind, case.scene.objects[0].motion, score_clip(case.scene, ref)["motion_ok"])
+    return ratios, plain, motion, all_ok, by_kind, plain_by_kind
+
+
+def bench_loop(b: Bench, n: int, n_any: int) -> list[str]:
+    ratios, plain, motion, all_ok, by_kind, plain_by_kind = score_loops(b, loopable_cases(b.seed, n), with_plain=True)
     plain_motion = sum(right for right, _ in plain_by_kind.values())
-    any_ratios, _, any_motion, _, _, _ = run(prompt_set(n_any, seed=b.seed + 7, kind="short"), with_plain=False)
+    any_ratios, _, any_motion, _, _, _ = score_loops(b, prompt_set(n_any, seed=b.seed + 7, kind="short"))
     within = sum(r <= 1.5 for r in ratios)
     return [
         f"**Loop** ({n} held-out prompts whose motion can repeat in this world: bounce or still; a 16-frame "

@@ -26,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import emit_table  # noqa: E402
 from quality import KEYS, presence_by_size, presence_by_speed, rate_cells, to_uint8, vae_results  # noqa: E402
 
 from sora_core.pipeline import generate, load_models  # noqa: E402
@@ -133,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.vae:
             vae_scores[path] = vae_results(models, args.n, args.seed)
     text = report(runs, scores, cases, args.seed, time.perf_counter() - start, vae_scores)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit_table(text.splitlines(), args.out)
     return 0
 
 

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compare_models import report, score_model  # noqa: E402
+from measure import emit_table  # noqa: E402
 
 import sora_core.pipeline as pipeline  # noqa: E402
 from sora_core.conditioning import conditioned_velocity  # noqa: E402
@@ -120,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(labels[-1], file=sys.stderr, flush=True)
     text = report(labels, scores, cases, args.seed, time.perf_counter() - start,
                   produced_by="python bench/guidance_trials.py")
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit_table(text.splitlines(), args.out)
     return 0
 
 

@@ -25,12 +25,10 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_operations import LOOPABLE, Bench, consecutive_median, frame_diff, judge_loop, tally, tally_text  # noqa: E402
-from quality import to_uint8  # noqa: E402
+from bench_operations import Bench, loopable_cases, score_loops, tally_text  # noqa: E402
+from measure import emit_table  # noqa: E402
 
-from sora_core import operations as ops  # noqa: E402
 from sora_core.conditioning import CIRCULAR_LEAD  # noqa: E402
-from sora_core.world.dataset import prompt_set  # noqa: E402
 
 # A window maker: (shipped window x [B, C, 1 + n, H, W], its timesteps t [B, 1 + n], call index) ->
 # (window to show, its timesteps, function from the DiT's output to the output of the shipped window).
@@ -113,17 +111,7 @@ TRIALS: dict[str, Window] = {
 
 
 def run_trial(b: Bench, cases: list, window: Window) -> str:
-    ratios, motion = [], 0
-    by_kind: dict[str, list[int]] = {}
-    for i, case in enumerate(cases):
-        engine = b.engine(b.seed + i)
-        engine.dit = WindowTrial(engine.dit, window)
-        clip = ops.loop(engine, b.context(case.prompt), b.negative, frames=16, width=64, height=64)
-        frames = to_uint8(clip.frames)
-        ratios.append(frame_diff(frames[-1], frames[0]) / max(consecutive_median(frames), 1e-6))
-        ok = bool(judge_loop(case, frames)["motion_ok"])
-        motion += ok
-        tally(by_kind, case.scene.objects[0].motion, ok)
+    ratios, _, motion, _, by_kind, _ = score_loops(b, cases, wrap_dit=lambda dit: WindowTrial(dit, window))
     n = len(cases)
     return (f"{motion / n:.0%} ({tally_text(by_kind)}) | {statistics.median(ratios):.2f} | "
             f"{sum(r <= 1.5 for r in ratios)}/{n}")
@@ -140,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     b = Bench(args.model, args.seed)
-    pool = prompt_set(20 * args.n, seed=b.seed, kind="short")
-    cases = [c for c in pool if c.scene.objects[0].motion in LOOPABLE][: args.n]
+    cases = loopable_cases(b.seed, args.n)
     lines = [
         "# Loop windows: how circular denoising shows the wrap-around to the DiT",
         "",
@@ -155,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {run_trial(b, cases, window)} |")
         print(lines[-1], flush=True)
     lines += ["", f"Run time {time.perf_counter() - start:.0f} s on {torch.get_num_threads()} CPU threads."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit_table(lines, args.out)
     return 0
 
 

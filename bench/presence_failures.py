@@ -32,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import emit_table  # noqa: E402
 from quality import to_uint8, vae_results  # noqa: E402
 
 from sora_core.conditioning import pixel_to_latent_frame  # noqa: E402
@@ -130,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Run time {time.perf_counter() - start:.0f} s on {torch.get_num_threads()} CPU threads.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit_table(lines, args.out)
     return 0
 
 

@@ -32,6 +32,7 @@ from safetensors import safe_open
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import emit_table  # noqa: E402
 from quality import presence_by_speed, rate_cells, vae_results  # noqa: E402
 
 from sora_core.pipeline import load_models  # noqa: E402
@@ -156,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "## What a wider VAE costs (random weights, same architecture)", ""]
     lines += wider_vae_costs()
     lines += ["", f"Run time {time.perf_counter() - start:.0f} s on {torch.get_num_threads()} CPU threads."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit_table(lines, args.out)
     return 0
 
 

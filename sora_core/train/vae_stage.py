@@ -36,7 +36,8 @@ def vae_config_for(spatial: int, base: VAEConfig = DEFAULT_VAE) -> VAEConfig:
     if spatial == base.spatial_factor:
         return base
     if spatial == 4 and base.spatial_factor == 8:
-        return replace(base, dim_mult=base.dim_mult[:3], temporal_downsample=(True, True))
+        # the two levels left both halve time, so time keeps the base's 4x
+        return replace(base, dim_mult=base.dim_mult[:3], temporal_downsample=(True,) * sum(base.temporal_downsample))
     raise ValueError(f"vae_config_for: spatial={spatial}; use 8 or 4")
 
 
