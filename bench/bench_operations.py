@@ -44,6 +44,7 @@ from sora_core.prompts import prepare_prompt  # noqa: E402
 from sora_core.world.caption import short_prompt  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
 from sora_core.world.evaluate import BACKGROUND_TOLERANCE, fit_background, score_clip  # noqa: E402
+from sora_core.world.motion import PERIODIC_MOTIONS  # noqa: E402
 from sora_core.world.render import render  # noqa: E402
 
 DIRECTIONS = ("left", "right", "up", "down")
@@ -92,7 +93,7 @@ class Bench:
         return ops.Clip(clip.frames, clip.latent)
 
 
-LOOPABLE = ("bounce", "still")  # motions this world can repeat: a bounce ends where it started
+LOOPABLE = PERIODIC_MOTIONS  # motions this world can repeat: a bounce ends where it started
 MOTION_KIND = {"still": "still", "bounce": "bounce", "grow": "grow or shrink", "shrink": "grow or shrink"}
 
 

@@ -464,9 +464,9 @@ def test_slices_of_longer_scenes_are_trained_only_with_known_frames(tmp_path, mo
     seen: list[tuple[int, torch.Tensor]] = []
     real_loss = dit_stage.flow_loss
 
-    def recording_loss(dit, x0, context, sigma, noise, known, cell_weight=None):
+    def recording_loss(dit, x0, context, sigma, noise, known, *args):
         seen.append((x0.shape[2], known.clone()))
-        return real_loss(dit, x0, context, sigma, noise, known, cell_weight)
+        return real_loss(dit, x0, context, sigma, noise, known, *args)
 
     monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
     text = MiniLMTextEncoder()
@@ -542,3 +542,101 @@ def test_a_4x_vae_state_scores_with_its_own_shape(tmp_path) -> None:
     shaped = vae_for_state(WanVAE(TINY_VAE), path)
     step, _ = load_state(path, shaped, None)  # every weight fits
     assert step == 1 and shaped.config.spatial_factor == 4
+
+
+def test_periodic_clips_are_read_from_their_captions_as_their_scenes_say() -> None:
+    from sora_core.world.motion import PERIODIC_MOTIONS
+
+    batches = [clip_batch(5, step, 16, DIT_BUCKETS) for step in range(6)]
+    scenes = [s for b in batches for s in b.scenes]
+    truth = torch.tensor([all(o.motion in PERIODIC_MOTIONS for o in s.objects) for s in scenes])
+    assert 0 < int(truth.sum()) < len(scenes)
+    assert torch.equal(dit_stage.periodic_clips([c for b in batches for c in b.captions]), truth)
+    # and a periodic clip does end where it starts
+    video = batches[0].video[int(truth[:16].float().argmax())] if truth[:16].any() else None
+    if video is not None:
+        assert torch.equal(video[:, -1], video[:, 0])
+
+
+def test_a_loop_window_is_what_the_loop_sampler_shows_the_dit() -> None:
+    from sora_core.conditioning import conditioned_velocity
+
+    seen: list[torch.Tensor] = []
+
+    class Recording(torch.nn.Module):
+        dtype = torch.float32
+
+        def forward(self, x, t, context):
+            seen.append(x.clone())
+            return torch.zeros_like(x)
+
+    period = torch.randn(1, 16, 4, 4, 4)
+    conditioned_velocity(Recording(), torch.zeros(1, 3, 384), None, 1.0, None, circular=True)(period, torch.tensor(0.5))
+    clip = torch.cat([torch.randn(1, 16, 1, 4, 4), period], dim=2)  # the first frame alone, then the groups
+    wrapped = dit_stage.loop_window(torch.cat([clip, clip]), torch.tensor([True, False]))
+    assert torch.equal(wrapped[0:1], seen[0])
+    assert torch.equal(wrapped[1:], clip)  # not chosen: unchanged
+
+
+def test_flow_loss_shows_a_loop_lead_as_the_last_frame_and_leaves_it_out_of_the_loss() -> None:
+    torch.manual_seed(0)
+    seen: list[torch.Tensor] = []
+    dit = WanDiT(TINY_DIT)
+    real_forward = dit.forward
+
+    def recording(x, t, context):
+        out = real_forward(x, t, context)
+        seen.append((x.clone(), t.clone(), out.detach()))
+        return out
+
+    dit.forward = recording
+    x0, noise = torch.randn(2, 16, 4, 4, 4), torch.randn(2, 16, 4, 4, 4)
+    ctx, sigma = torch.randn(2, 80, 384), torch.tensor([0.5, 0.9])
+    known = torch.tensor([[False, True, False, False], [False, False, False, False]])
+    lead = torch.tensor([True, False])
+    base = dit_stage.flow_loss(dit, x0, ctx, sigma, noise, known, lead=lead)
+    x, t, pred = seen[0]
+    assert torch.equal(x[0, :, 0], x[0, :, -1]) and t[0, 0] == t[0, -1] != 0  # the same noisy frame as the last
+    assert not torch.equal(x[1, :, 0], x[1, :, -1])
+    x0t, noiset = x0.clone(), noise.clone()
+    x0t[0, :, 0], noiset[0, :, 0] = x0[0, :, -1], noise[0, :, -1]
+    err = (pred - (noiset - x0t)).pow(2).mean(dim=(1, 3, 4))  # [B, T]
+    counted = torch.tensor([[False, False, True, True], [True, True, True, True]])  # not the lead, not known
+    assert torch.allclose(base, err[counted].mean(), rtol=1e-5)
+    x0b, noiseb = x0.clone(), noise.clone()
+    x0b[0, :, 0] += 3
+    noiseb[0, :, 0] -= 3  # the lead's own values never matter ...
+    assert torch.allclose(dit_stage.flow_loss(dit, x0b, ctx, sigma, noiseb, known, lead=lead), base)
+    noiseb[1, :, 0] -= 3  # ... a clip's first frame does
+    assert not torch.allclose(dit_stage.flow_loss(dit, x0b, ctx, sigma, noiseb, known, lead=lead), base)
+
+
+def test_loop_windows_wrap_only_whole_periodic_clips(tmp_path, monkeypatch) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+
+    long = (64, 64, 33)
+    captions = ["a red circle bouncing", "a blue square moving left"]
+    pool = dit_stage.LatentPool({long: torch.randn(2, 16, 9, 8, 8)}, {long: captions})
+    seen: list[tuple[int, torch.Tensor | None]] = []
+    real_loss = dit_stage.flow_loss
+
+    def recording_loss(dit, x0, context, sigma, noise, known, cell_weight=None, lead=None):
+        seen.append((x0.shape[2], lead))
+        if lead is not None:  # the periodic clip (index 0) is shown as a loop window, the other never
+            periodic = (x0 == pool.latents[long][0].unsqueeze(0)[:, :, [8, 1, 2, 3, 4, 5, 6, 7, 8]]).flatten(1).all(1)
+            assert torch.equal(lead, periodic)
+        return real_loss(dit, x0, context, sigma, noise, known, cell_weight, lead)
+
+    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    text = MiniLMTextEncoder()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    dit_stage.train_dit(tmp_path / "a", pool, text, steps=20, batch=4, config=TINY_DIT, buckets=(long,),
+                        loop_windows=1.0)
+    leads = [lead for frames, lead in seen if lead is not None]
+    assert leads and all(frames == 9 for frames, lead in seen if lead is not None)  # whole clips only
+    assert any(bool(lead.any()) for lead in leads)
+    assert all(lead is None for frames, lead in seen if frames == 5)  # mid-clip windows never wrap
+    seen.clear()
+    dit_stage.train_dit(tmp_path / "b", pool, text, steps=5, batch=4, config=TINY_DIT, buckets=(long,))
+    assert all(lead is None for _, lead in seen)

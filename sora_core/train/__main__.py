@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="draw a bucket of 33-frame slices of 41- to 81-frame scenes this many times as often as "
                         "one whole-clip bucket (there are 6); they are trained only as extensions (known first or "
                         "last frames), so extensions take their pace from the frames they continue")
+    parser.add_argument("--loop-windows", type=float, default=0.0,
+                        help="share (0-1) of whole clips that end where they start (bounces, still objects) shown as "
+                        "a loop's period after a lead of its last group, the window ops.loop denoises, so loops are "
+                        "trained natively")
     parser.add_argument("--pool", type=int, default=1500,
                         help="encoded training clips per size/length bucket; a larger value on an existing run "
                         "grows its pool (the clips it has are kept, only the new ones are encoded)")
@@ -142,14 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     dit_config, init_dit = dit_setup(args.dit_patch, init_dit_model)
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
                        seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device,
-                       config=dit_config, buckets=buckets)
+                       config=dit_config, buckets=buckets, loop_windows=args.loop_windows)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
               "threads": torch.get_num_threads(), "seed": args.seed, "device": str(device),
               "object_weight": args.object_weight, "dit_lr": args.dit_lr,
               "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size),
-              "long_scenes": args.long_scenes, "vae_spatial": args.vae_spatial}
+              "long_scenes": args.long_scenes, "vae_spatial": args.vae_spatial,
+              "loop_windows": args.loop_windows}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage

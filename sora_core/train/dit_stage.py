@@ -19,6 +19,9 @@
 - Object weight (``--object-weight``, off by default): the objects cover a few latent cells of a
   mostly plain background, so an object that fades or changes colour costs the mean loss little; the
   pool keeps which latent cells show an object, and their error can weigh more.
+- Loop windows (``loop_windows``, off by default): some whole clips that end where they start (bounces,
+  still objects) are shown as the loop sampler shows a period, its groups after a lead of its last group
+  (``loop_window``), so seamless loops are native rather than only asked of a model trained on clips.
 - An exponential moving average of the weights is what gets exported.
 """
 
@@ -228,11 +231,18 @@ def mid_clip_window(rng, length: int, frames: int = 5) -> slice:
 
 
 def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Tensor, known: Tensor,
-              cell_weight: Tensor | None = None) -> Tensor:
+              cell_weight: Tensor | None = None, lead: Tensor | None = None) -> Tensor:
     """Velocity loss on the frames not given clean. x0, noise [B, C, T, h, w]; sigma [B]; known [B, T].
 
     ``cell_weight`` [B, T, h, w] weighs the latent cells within each frame (normalised per frame, so a
-    frame's loss keeps its scale)."""
+    frame's loss keeps its scale). ``lead`` [B] bool marks loop windows (``loop_window``): their frame 0 is
+    their last frame again and is shown as the loop sampler shows it, with the last frame's noise and known
+    flag (the same input), and left out of the loss."""
+    if lead is not None and bool(lead.any()):
+        x0, noise, known = x0.clone(), noise.clone(), known.clone()
+        x0[lead, :, 0] = x0[lead, :, -1]
+        noise[lead, :, 0] = noise[lead, :, -1]
+        known[lead, 0] = known[lead, -1]
     s = sigma.view(-1, 1, 1, 1, 1)
     xt = (1 - s) * x0 + s * noise
     keep = known.view(known.shape[0], 1, known.shape[1], 1, 1)
@@ -245,7 +255,30 @@ def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Te
     else:
         err = (err * cell_weight).sum(dim=(2, 3)) / cell_weight.sum(dim=(2, 3))  # [B, T]
     weight = (~known).float()
+    if lead is not None:
+        weight[:, 0] = torch.where(lead, 0.0, weight[:, 0])
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def periodic_clips(captions: list[str]) -> Tensor:
+    """[N] bool: which clips end where they start (every object's motion repeats: PERIODIC_MOTIONS), read
+    from their captions (the parser reads the world's captions back exactly)."""
+    from ..world.motion import PERIODIC_MOTIONS
+    from ..world.parse import fill_defaults, parse_prompt
+
+    def periodic(caption: str) -> bool:
+        spec = parse_prompt(caption)
+        return spec is not None and all(o.motion in PERIODIC_MOTIONS for o in fill_defaults(spec).objects)
+
+    return torch.tensor([periodic(c) for c in captions], dtype=torch.bool)
+
+
+def loop_window(latents: Tensor, wrap: Tensor) -> Tensor:
+    """Whole periodic clips [B, C, 1 + n, h, w] (the first frame alone, then n groups; the last frame
+    equals the first) turned, where ``wrap`` [B] is set, into the window ``ops.loop`` denoises: the period's
+    n groups after a lead of its last group."""
+    wrapped = torch.cat([latents[:, :, -1:], latents[:, :, 1:]], dim=2)
+    return torch.where(wrap.view(-1, 1, 1, 1, 1), wrapped, latents)
 
 
 class CaptionCache:
@@ -268,11 +301,13 @@ class CaptionCache:
 def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: int = 16, lr: float = 4e-4,
               seed: int = 0, log_every: int = 10, save_every: int = 100, config: DiTConfig = DEFAULT_DIT,
               init: dict[str, Tensor] | None = None, object_weight: float = 1.0,
-              device: torch.device | str = "cpu", buckets: tuple[Bucket, ...] | None = None) -> tuple[WanDiT, WanDiT]:
+              device: torch.device | str = "cpu", buckets: tuple[Bucket, ...] | None = None,
+              loop_windows: float = 0.0) -> tuple[WanDiT, WanDiT]:
     """Train (or resume) the DiT in ``run`` on ``device`` (the pool stays on the CPU; each batch moves);
     returns (model, EMA model). ``init`` seeds a fresh run. ``buckets`` lists each bucket as often as it
     is drawn (see ``training_buckets``; None: the whole-clip ones); the pool must hold them all.
-    ``object_weight`` > 1 weighs the latent cells that show an object that many times a background cell."""
+    ``object_weight`` > 1 weighs the latent cells that show an object that many times a background cell.
+    ``loop_windows``: the share of whole periodic clips shown as loop windows (``loop_window``)."""
     if object_weight != 1.0 and pool.objects is None:
         raise ValueError("object_weight needs a latent pool that keeps its object cells; this one was saved "
                          "before they were kept: delete the run's latent_pool.safetensors to rebuild it")
@@ -306,6 +341,7 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
     # pool's order, by name, which every run that started from a loaded pool drew in
     drawn = sorted(dict.fromkeys(buckets), key=bucket_key)
     weights = [buckets.count(b) for b in drawn]
+    periodic = {b: periodic_clips(pool.captions[b]) for b in drawn if not is_slice_bucket(b)} if loop_windows else {}
     dit.train()
     log = StepLog(run, "dit")
     for step in range(start, steps):
@@ -326,8 +362,12 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         context = torch.where(drop.view(-1, 1, 1), empty.expand_as(context), context)
         masks = context_mask if is_slice_bucket(bucket) else condition_mask
         known = torch.stack([masks(rng, x0.shape[2]) for _ in idx]).to(device)
+        lead = None
+        if bucket in periodic and window == slice(0, x0.shape[2]):  # only whole clips end where they start
+            lead = periodic[bucket][idx] & torch.tensor([rng.random() < loop_windows for _ in idx])
+            x0, lead = loop_window(x0, lead.to(device)), lead.to(device)
         sigma, noise = sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen)  # CPU draws: device-independent
-        loss = flow_loss(dit, x0, context, sigma.to(device), noise.to(device), known, cell_weight)
+        loss = flow_loss(dit, x0, context, sigma.to(device), noise.to(device), known, cell_weight, lead)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)

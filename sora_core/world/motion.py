@@ -34,6 +34,8 @@ SCALE_RATE = {"slow": 0.03, "fast": 0.06}
 MAX_SCALE = 2.0  # a growing object at most doubles its radius ...
 MAX_RADIUS_FRACTION = 0.40  # ... and never passes this radius / m
 MIN_RADIUS_FRACTION = 0.08  # a shrinking one stays at least this big (visible after an 8x VAE)
+# Motions whose clip ends where it starts, so the clip can repeat: a bounce is back at rest at its start.
+PERIODIC_MOTIONS = ("bounce", "still")
 EDGE_PX = 1.0  # gap kept between every shape and the frame border
 
 TRIANGLE_HALF_BASE = 1.1
