@@ -123,22 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=3000, help="bench_operations' seed")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trials", nargs="+", choices=range(len(TRIALS)), type=int, default=None,
+                        help="run only these rows (0: shipped, 1: rotated every step, ...)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     b = Bench(args.model, args.seed)
     cases = loopable_cases(b.seed, args.n)
+    command = f"python bench/loop_trials.py --n {args.n}" + (
+        f" --trials {' '.join(map(str, args.trials))}" if args.trials else "")
     lines = [
         "# Loop windows: how circular denoising shows the wrap-around to the DiT",
         "",
-        f"Produced by `python bench/loop_trials.py --n {args.n}` (model `{args.model}`; the {args.n} bounce or still "
+        f"Produced by `{command}` (model `{args.model}`; the {args.n} bounce or still "
         f"prompts and seeds of the loop part of bench/bench_operations.py; 16-frame periods, 4 latent frames).",
         "",
         "| window | motion correct | seam / median consecutive difference, median | seam within 1.5x |",
         "|---|---|---|---|",
     ]
-    for name, window in TRIALS.items():
+    for i, (name, window) in enumerate(TRIALS.items()):
+        if args.trials is not None and i not in args.trials:
+            continue
         lines.append(f"| {name} | {run_trial(b, cases, window)} |")
         print(lines[-1], flush=True)
     lines += ["", f"Run time {time.perf_counter() - start:.0f} s on {torch.get_num_threads()} CPU threads."]

@@ -576,6 +576,11 @@ def test_a_loop_window_is_what_the_loop_sampler_shows_the_dit() -> None:
     wrapped = dit_stage.loop_window(torch.cat([clip, clip]), torch.tensor([True, False]))
     assert torch.equal(wrapped[0:1], seen[0])
     assert torch.equal(wrapped[1:], clip)  # not chosen: unchanged
+    # at phase k the period starts k groups later: the loop sampler's window of the period rotated by k
+    later = dit_stage.loop_window(clip, torch.tensor([True]), torch.tensor([1]))
+    conditioned_velocity(Recording(), torch.zeros(1, 3, 384), None, 1.0, None, circular=True)(
+        period.roll(-1, dims=2), torch.tensor(0.5))
+    assert torch.equal(later, seen[1])
 
 
 def test_flow_loss_shows_a_loop_lead_as_the_last_frame_and_leaves_it_out_of_the_loss() -> None:
@@ -640,3 +645,25 @@ def test_loop_windows_wrap_only_whole_periodic_clips(tmp_path, monkeypatch) -> N
     seen.clear()
     dit_stage.train_dit(tmp_path / "b", pool, text, steps=5, batch=4, config=TINY_DIT, buckets=(long,))
     assert all(lead is None for _, lead in seen)
+
+
+def test_loop_phases_start_loop_windows_at_every_group(tmp_path, monkeypatch) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+
+    long = (64, 64, 33)
+    pool = dit_stage.LatentPool({long: torch.randn(1, 16, 9, 8, 8)}, {long: ["a red circle bouncing"]})
+    clip, yes = pool.latents[long], torch.tensor([True])
+    rotations = [dit_stage.loop_window(clip, yes, torch.tensor([k])) for k in range(8)]
+    phases: set[int] = set()
+    real_loss = dit_stage.flow_loss
+
+    def recording_loss(dit, x0, context, sigma, noise, known, cell_weight=None, lead=None):
+        for row, wrapped in zip(x0, lead if lead is not None else [], strict=False):
+            if wrapped:
+                phases.add(next(k for k, r in enumerate(rotations) if torch.equal(row, r[0])))
+        return real_loss(dit, x0, context, sigma, noise, known, cell_weight, lead)
+
+    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    dit_stage.train_dit(tmp_path, pool, MiniLMTextEncoder(), steps=20, batch=4, config=TINY_DIT, buckets=(long,),
+                        loop_windows=1.0, loop_phases=True)
+    assert len(phases) >= 4  # not only the clip's own start

@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="share (0-1) of whole clips that end where they start (bounces, still objects) shown as "
                         "a loop's period after a lead of its last group, the window ops.loop denoises, so loops are "
                         "trained natively")
+    parser.add_argument("--loop-phases", action="store_true",
+                        help="start each loop window's period at a random group (for a sampler that rotates the "
+                        "period between steps)")
     parser.add_argument("--pool", type=int, default=1500,
                         help="encoded training clips per size/length bucket; a larger value on an existing run "
                         "grows its pool (the clips it has are kept, only the new ones are encoded)")
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     dit_config, init_dit = dit_setup(args.dit_patch, init_dit_model)
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
                        seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device,
-                       config=dit_config, buckets=buckets, loop_windows=args.loop_windows)
+                       config=dit_config, buckets=buckets, loop_windows=args.loop_windows,
+                       loop_phases=args.loop_phases)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
               "object_weight": args.object_weight, "dit_lr": args.dit_lr,
               "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size),
               "long_scenes": args.long_scenes, "vae_spatial": args.vae_spatial,
-              "loop_windows": args.loop_windows}
+              "loop_windows": args.loop_windows, "loop_phases": args.loop_phases}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage

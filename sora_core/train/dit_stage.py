@@ -273,11 +273,15 @@ def periodic_clips(captions: list[str]) -> Tensor:
     return torch.tensor([periodic(c) for c in captions], dtype=torch.bool)
 
 
-def loop_window(latents: Tensor, wrap: Tensor) -> Tensor:
+def loop_window(latents: Tensor, wrap: Tensor, phase: Tensor | None = None) -> Tensor:
     """Whole periodic clips [B, C, 1 + n, h, w] (the first frame alone, then n groups; the last frame
     equals the first) turned, where ``wrap`` [B] is set, into the window ``ops.loop`` denoises: the period's
-    n groups after a lead of its last group."""
-    wrapped = torch.cat([latents[:, :, -1:], latents[:, :, 1:]], dim=2)
+    n groups after a lead of its last group. ``phase`` [B] starts each period that many groups later (a loop
+    has no first frame: a sampler that rotates the period shows it at every phase)."""
+    period = latents[:, :, 1:]
+    if phase is not None:
+        period = torch.stack([p.roll(-int(k), dims=1) for p, k in zip(period, phase, strict=True)])
+    wrapped = torch.cat([period[:, :, -1:], period], dim=2)
     return torch.where(wrap.view(-1, 1, 1, 1, 1), wrapped, latents)
 
 
@@ -302,12 +306,13 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
               seed: int = 0, log_every: int = 10, save_every: int = 100, config: DiTConfig = DEFAULT_DIT,
               init: dict[str, Tensor] | None = None, object_weight: float = 1.0,
               device: torch.device | str = "cpu", buckets: tuple[Bucket, ...] | None = None,
-              loop_windows: float = 0.0) -> tuple[WanDiT, WanDiT]:
+              loop_windows: float = 0.0, loop_phases: bool = False) -> tuple[WanDiT, WanDiT]:
     """Train (or resume) the DiT in ``run`` on ``device`` (the pool stays on the CPU; each batch moves);
     returns (model, EMA model). ``init`` seeds a fresh run. ``buckets`` lists each bucket as often as it
     is drawn (see ``training_buckets``; None: the whole-clip ones); the pool must hold them all.
     ``object_weight`` > 1 weighs the latent cells that show an object that many times a background cell.
-    ``loop_windows``: the share of whole periodic clips shown as loop windows (``loop_window``)."""
+    ``loop_windows``: the share of whole periodic clips shown as loop windows (``loop_window``), each at a random
+    phase with ``loop_phases``."""
     if object_weight != 1.0 and pool.objects is None:
         raise ValueError("object_weight needs a latent pool that keeps its object cells; this one was saved "
                          "before they were kept: delete the run's latent_pool.safetensors to rebuild it")
@@ -365,7 +370,8 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         lead = None
         if bucket in periodic and window == slice(0, x0.shape[2]):  # only whole clips end where they start
             lead = periodic[bucket][idx] & torch.tensor([rng.random() < loop_windows for _ in idx])
-            x0, lead = loop_window(x0, lead.to(device)), lead.to(device)
+            phase = torch.tensor([rng.randrange(x0.shape[2] - 1) for _ in idx]) if loop_phases else None
+            x0, lead = loop_window(x0, lead.to(device), phase), lead.to(device)
         sigma, noise = sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen)  # CPU draws: device-independent
         loss = flow_loss(dit, x0, context, sigma.to(device), noise.to(device), known, cell_weight, lead)
         opt.zero_grad(set_to_none=True)
