@@ -667,3 +667,34 @@ def test_loop_phases_start_loop_windows_at_every_group(tmp_path, monkeypatch) ->
     dit_stage.train_dit(tmp_path, pool, MiniLMTextEncoder(), steps=20, batch=4, config=TINY_DIT, buckets=(long,),
                         loop_windows=1.0, loop_phases=True)
     assert len(phases) >= 4  # not only the clip's own start
+
+
+def test_init_dit_from_starts_a_new_vaes_dit_from_the_checkpoints_dit(tmp_path, monkeypatch, capsys) -> None:
+    from sora_core.loading import load_dit
+    from sora_core.train.__main__ import main
+
+    shipped = "sora_core/assets/default.safetensors"
+    seen: dict = {}
+
+    def fake_vae(run, *, config, **kwargs):
+        seen["vae_spatial"] = config.spatial_factor
+        return WanVAE(config)
+
+    def fake_train_dit(run, pool, text, *, init, config, **kwargs):
+        seen["init"], seen["config"] = init, config
+        return None, None
+
+    bucket = (64, 64, 9)
+    monkeypatch.setattr(vae_stage, "train_vae", fake_vae)
+    monkeypatch.setattr(vae_stage, "latent_stats", lambda vae, seed: ([0.0] * 16, [1.0] * 16))
+    monkeypatch.setattr(dit_stage, "build_pool", lambda *a, **k: dit_stage.LatentPool(
+        {bucket: torch.zeros(1, 16, 3, 16, 16)}, {bucket: ["a red circle"]}))
+    monkeypatch.setattr(dit_stage, "training_buckets", lambda long_scenes: (bucket,))
+    monkeypatch.setattr(dit_stage, "train_dit", fake_train_dit)
+    assert main(["--run", str(tmp_path / "run"), "--vae-spatial", "4", "--init-dit-from", shipped]) == 0
+    expected = load_dit(shipped)
+    assert seen["vae_spatial"] == 4 and seen["config"] == expected.config
+    assert all(torch.equal(v, seen["init"][k]) for k, v in expected.state_dict().items())
+    with pytest.raises(SystemExit):
+        main(["--run", str(tmp_path / "run2"), "--init-from", shipped, "--init-dit-from", shipped])
+    assert "give one of them" in capsys.readouterr().err

@@ -81,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start fresh stages from this project checkpoint's weights (e.g. to train the shipped "
                         "default model further)")
+    parser.add_argument("--init-dit-from", type=Path, default=None,
+                        help="start a fresh DiT from this project checkpoint's DiT only, for a run whose VAE is new "
+                        "(e.g. --vae-spatial 4): its blocks, text and timestep layers carry over, and it relearns "
+                        "the new latent space")
     args = parser.parse_args(argv)
+    if args.init_from and args.init_dit_from:
+        parser.error("--init-dit-from is for a run with a new VAE; with --init-from the DiT comes from that "
+                     "checkpoint already: give one of them")
     decoder_options = [f"--{dest.replace('_', '-')}" for dest in ("decoder_steps", "decoder_lr", "decoder_fast_only",
                                                                             "decoder_width")
                        if getattr(args, dest) != parser.get_default(dest)]
@@ -119,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
                          "start without --init-from")
         vae_config = dataclasses.replace(vae_config, decoder_base_dim=loaded.config.decoder_base_dim)
         init_dit_model = load_dit(args.init_from)
+    if args.init_dit_from:
+        from ..loading import load_dit
+
+        init_dit_model = load_dit(args.init_dit_from)
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
                     config=vae_config, init=init_vae, device=device, object_weight=args.vae_object_weight)
@@ -158,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
               "object_weight": args.object_weight, "dit_lr": args.dit_lr,
               "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size),
               "long_scenes": args.long_scenes, "vae_spatial": args.vae_spatial,
-              "loop_windows": args.loop_windows, "loop_phases": args.loop_phases}
+              "loop_windows": args.loop_windows, "loop_phases": args.loop_phases,
+              "init_dit_from": str(args.init_dit_from) if args.init_dit_from else None}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage
