@@ -553,9 +553,9 @@ def test_periodic_clips_are_read_from_their_captions_as_their_scenes_say() -> No
     assert 0 < int(truth.sum()) < len(scenes)
     assert torch.equal(dit_stage.periodic_clips([c for b in batches for c in b.captions]), truth)
     # and a periodic clip does end where it starts
-    video = batches[0].video[int(truth[:16].float().argmax())] if truth[:16].any() else None
-    if video is not None:
-        assert torch.equal(video[:, -1], video[:, 0])
+    assert truth[:16].any()
+    video = batches[0].video[int(truth[:16].float().argmax())]
+    assert torch.equal(video[:, -1], video[:, 0])
 
 
 def test_a_loop_window_is_what_the_loop_sampler_shows_the_dit() -> None:
@@ -667,6 +667,30 @@ def test_loop_phases_start_loop_windows_at_every_group(tmp_path, monkeypatch) ->
     dit_stage.train_dit(tmp_path, pool, MiniLMTextEncoder(), steps=20, batch=4, config=TINY_DIT, buckets=(long,),
                         loop_windows=1.0, loop_phases=True)
     assert len(phases) >= 4  # not only the clip's own start
+
+
+def test_loop_windows_move_the_object_cell_weights_with_their_frames(tmp_path, monkeypatch) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+
+    long = (64, 64, 33)
+    cells = torch.zeros(1, 9, 8, 8, dtype=torch.bool)
+    for t in range(9):
+        cells[0, t, t % 8, 0] = True  # each frame's object in its own cell
+    latents = cells.float().unsqueeze(1).expand(1, 16, 9, 8, 8).clone()  # latent frames that show their cells
+    pool = dit_stage.LatentPool({long: latents}, {long: ["a red circle bouncing"]}, {long: cells})
+    checked: list[bool] = []
+    real_loss = dit_stage.flow_loss
+
+    def recording_loss(dit, x0, context, sigma, noise, known, cell_weight=None, lead=None):
+        if lead is not None and bool(lead.any()):
+            heavy = cell_weight > 1  # [B, T, h, w]
+            checked.append(bool(torch.equal(heavy[lead, 1:], x0[lead, 0, 1:] > 0)))
+        return real_loss(dit, x0, context, sigma, noise, known, cell_weight, lead)
+
+    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    dit_stage.train_dit(tmp_path, pool, MiniLMTextEncoder(), steps=20, batch=2, config=TINY_DIT, buckets=(long,),
+                        loop_windows=1.0, loop_phases=True, object_weight=3.0)
+    assert checked and all(checked)
 
 
 def test_init_dit_from_starts_a_new_vaes_dit_from_the_checkpoints_dit(tmp_path, monkeypatch, capsys) -> None:

@@ -372,6 +372,8 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
             lead = periodic[bucket][idx] & torch.tensor([rng.random() < loop_windows for _ in idx])
             phase = torch.tensor([rng.randrange(x0.shape[2] - 1) for _ in idx]) if loop_phases else None
             x0, lead = loop_window(x0, lead.to(device), phase), lead.to(device)
+            if cell_weight is not None:  # the weights follow their frames
+                cell_weight = loop_window(cell_weight.unsqueeze(1), lead, phase).squeeze(1)
         sigma, noise = sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen)  # CPU draws: device-independent
         loss = flow_loss(dit, x0, context, sigma.to(device), noise.to(device), known, cell_weight, lead)
         opt.zero_grad(set_to_none=True)
