@@ -93,7 +93,6 @@ class Bench:
         return ops.Clip(clip.frames, clip.latent)
 
 
-LOOPABLE = PERIODIC_MOTIONS  # motions this world can repeat: a bounce ends where it started
 MOTION_KIND = {"still": "still", "bounce": "bounce", "grow": "grow or shrink", "shrink": "grow or shrink"}
 
 
@@ -127,9 +126,9 @@ def judge_loop(case, frames: torch.Tensor) -> dict:
 
 
 def loopable_cases(seed: int, n: int) -> list:
-    """The first ``n`` held-out prompts of ``seed`` whose motion can repeat (LOOPABLE)."""
+    """The first ``n`` held-out prompts of ``seed`` whose motion can repeat (a bounce ends where it started)."""
     pool = prompt_set(20 * n, seed=seed, kind="short")
-    return [c for c in pool if c.scene.objects[0].motion in LOOPABLE][:n]
+    return [c for c in pool if c.scene.objects[0].motion in PERIODIC_MOTIONS][:n]
 
 
 def seam_ratio(frames: torch.Tensor) -> float:

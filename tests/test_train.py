@@ -596,24 +596,24 @@ def test_flow_loss_shows_a_loop_lead_as_the_last_frame_and_leaves_it_out_of_the_
 
     dit.forward = recording
     x0, noise = torch.randn(2, 16, 4, 4, 4), torch.randn(2, 16, 4, 4, 4)
+    lead = torch.tensor([True, False])
+    x0 = dit_stage.loop_window(x0, lead)  # sample 0's frame 0 is its last frame again
     ctx, sigma = torch.randn(2, 80, 384), torch.tensor([0.5, 0.9])
     known = torch.tensor([[False, True, False, False], [False, False, False, False]])
-    lead = torch.tensor([True, False])
     base = dit_stage.flow_loss(dit, x0, ctx, sigma, noise, known, lead=lead)
     x, t, pred = seen[0]
     assert torch.equal(x[0, :, 0], x[0, :, -1]) and t[0, 0] == t[0, -1] != 0  # the same noisy frame as the last
     assert not torch.equal(x[1, :, 0], x[1, :, -1])
-    x0t, noiset = x0.clone(), noise.clone()
-    x0t[0, :, 0], noiset[0, :, 0] = x0[0, :, -1], noise[0, :, -1]
-    err = (pred - (noiset - x0t)).pow(2).mean(dim=(1, 3, 4))  # [B, T]
+    noiset = noise.clone()
+    noiset[0, :, 0] = noise[0, :, -1]
+    err = (pred - (noiset - x0)).pow(2).mean(dim=(1, 3, 4))  # [B, T]
     counted = torch.tensor([[False, False, True, True], [True, True, True, True]])  # not the lead, not known
     assert torch.allclose(base, err[counted].mean(), rtol=1e-5)
-    x0b, noiseb = x0.clone(), noise.clone()
-    x0b[0, :, 0] += 3
-    noiseb[0, :, 0] -= 3  # the lead's own values never matter ...
-    assert torch.allclose(dit_stage.flow_loss(dit, x0b, ctx, sigma, noiseb, known, lead=lead), base)
-    noiseb[1, :, 0] -= 3  # ... a clip's first frame does
-    assert not torch.allclose(dit_stage.flow_loss(dit, x0b, ctx, sigma, noiseb, known, lead=lead), base)
+    noiseb = noise.clone()
+    noiseb[0, :, 0] -= 3  # the lead's own noise never matters ...
+    assert torch.allclose(dit_stage.flow_loss(dit, x0, ctx, sigma, noiseb, known, lead=lead), base)
+    noiseb[1, :, 0] -= 3  # ... a clip's first frame's does
+    assert not torch.allclose(dit_stage.flow_loss(dit, x0, ctx, sigma, noiseb, known, lead=lead), base)
 
 
 def test_loop_windows_wrap_only_whole_periodic_clips(tmp_path, monkeypatch) -> None:

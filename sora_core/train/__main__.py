@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # fresh small weights produce denormals that slow CPU kernels badly
 
+    from ..loading import load_dit, load_vae
     from ..text_minilm import MiniLMTextEncoder
     from .dit_stage import build_pool, load_pool, pool_needs_clips, save_pool, train_dit, training_buckets
     from .export import export_default, with_latent_stats
@@ -113,11 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args.run.mkdir(parents=True, exist_ok=True)
     init_vae = init_stats = None
-    init_dit_model = None
     vae_config = vae_config_for(args.vae_spatial)
+    dit_from = args.init_from or args.init_dit_from
+    init_dit_model = load_dit(dit_from) if dit_from else None
     if args.init_from:
-        from ..loading import load_dit, load_vae
-
         loaded = load_vae(args.init_from)
         init_vae, init_stats = loaded.state_dict(), [list(loaded.config.latents_mean), list(loaded.config.latents_std)]
         if loaded.config.spatial_factor != args.vae_spatial:
@@ -125,11 +125,6 @@ def main(argv: list[str] | None = None) -> int:
                          f"{loaded.config.spatial_factor}x; give --vae-spatial {loaded.config.spatial_factor} or "
                          "start without --init-from")
         vae_config = dataclasses.replace(vae_config, decoder_base_dim=loaded.config.decoder_base_dim)
-        init_dit_model = load_dit(args.init_from)
-    if args.init_dit_from:
-        from ..loading import load_dit
-
-        init_dit_model = load_dit(args.init_dit_from)
     t0 = time.perf_counter()
     vae = train_vae(args.run, steps=args.vae_steps, batch=args.vae_batch, lr=args.vae_lr, seed=args.seed,
                     config=vae_config, init=init_vae, device=device, object_weight=args.vae_object_weight)

@@ -235,12 +235,11 @@ def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Te
     """Velocity loss on the frames not given clean. x0, noise [B, C, T, h, w]; sigma [B]; known [B, T].
 
     ``cell_weight`` [B, T, h, w] weighs the latent cells within each frame (normalised per frame, so a
-    frame's loss keeps its scale). ``lead`` [B] bool marks loop windows (``loop_window``): their frame 0 is
-    their last frame again and is shown as the loop sampler shows it, with the last frame's noise and known
-    flag (the same input), and left out of the loss."""
+    frame's loss keeps its scale). ``lead`` [B] bool marks loop windows (``loop_window``: their frame 0 is
+    their last frame again): the lead is shown as the loop sampler shows it, with the last frame's noise and
+    known flag (the same input), and left out of the loss."""
     if lead is not None and bool(lead.any()):
-        x0, noise, known = x0.clone(), noise.clone(), known.clone()
-        x0[lead, :, 0] = x0[lead, :, -1]
+        noise, known = noise.clone(), known.clone()
         noise[lead, :, 0] = noise[lead, :, -1]
         known[lead, 0] = known[lead, -1]
     s = sigma.view(-1, 1, 1, 1, 1)
