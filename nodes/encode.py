@@ -10,7 +10,8 @@ from sora_core.pipeline import check_video_size
 from sora_core.prompts import prepare_prompt
 
 from .devices import ManagedModule
-from .types import CATEGORY, SoraTextEncoder
+from .latents import WAN21_VAE, video_latent
+from .types import CATEGORY, SoraTextEncoder, SoraVAE
 
 MAX_SIZE = 4096
 
@@ -54,13 +55,18 @@ class SoraEmptyLatentVideo(io.ComfyNode):
             node_id="SoraEmptyLatentVideo",
             display_name="Sora Empty Latent Video",
             category=f"{CATEGORY}/latent",
-            description="An empty 16-channel video latent (Wan 2.1 VAE shape: 4x fewer frames, 8x smaller).",
+            description="An empty video latent of the size and length asked for, on the grid of the connected "
+            "VAE (without one: Wan 2.1's VAE, 16 channels, 4x fewer frames, 8x smaller).",
             inputs=[
                 io.Int.Input("width", default=64, min=16, max=MAX_SIZE, step=16, tooltip="Pixels; a multiple of 16."),
                 io.Int.Input("height", default=64, min=16, max=MAX_SIZE, step=16, tooltip="Pixels; a multiple of 16."),
                 io.Int.Input("length", default=17, min=1, max=MAX_SIZE, step=4,
                              tooltip="Frames; 4k+1 (1, 5, 9, ... 81). 1 makes a still image."),
                 io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Videos generated at once."),
+                SoraVAE.Input("vae", optional=True,
+                              tooltip="The VAE the video will be decoded with (the checkpoint's): the latent gets "
+                              "its grid. Needed for VAEs that do not compress like Wan 2.1's (8x in space, 4x in "
+                              "time); the sampler refuses a latent sized for another VAE than its model's."),
             ],
             outputs=[io.Latent.Output(tooltip="Feed it to SoraSampler's latent input.")],
         )
@@ -74,9 +80,12 @@ class SoraEmptyLatentVideo(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, width: int, height: int, length: int, batch_size: int) -> io.NodeOutput:
-        shape = (batch_size, 16, (length - 1) // 4 + 1, height // 8, width // 8)
-        return io.NodeOutput({"samples": torch.zeros(shape, device=mm.intermediate_device())})
+    def execute(cls, width: int, height: int, length: int, batch_size: int,
+                vae: ManagedModule | None = None) -> io.NodeOutput:
+        cfg = vae.module.config if vae is not None else WAN21_VAE  # only the config: the weights stay put
+        sf, tf = cfg.spatial_factor, cfg.temporal_factor
+        shape = (batch_size, cfg.z_dim, (length - 1) // tf + 1, height // sf, width // sf)
+        return io.NodeOutput(video_latent(torch.zeros(shape, device=mm.intermediate_device()), sf))
 
 
 ENCODE_NODES = [SoraTextEncode, SoraEmptyLatentVideo]

@@ -12,6 +12,7 @@ from sora_core import loading, pipeline
 from sora_core.config import WAN21_LATENT_MEAN, WAN21_LATENT_STD
 
 from .devices import ManagedModule, compute_dtype, manage
+from .latents import WAN21_VAE
 from .types import CATEGORY, DTYPE_CHOICES, DTYPE_TOOLTIP, SoraModel, SoraTextEncoder, SoraVAE
 
 BUNDLED = "sora-default (bundled with the node pack)"
@@ -26,6 +27,7 @@ class LoadedDiT:
     latent_std: tuple[float, ...]
     defaults: pipeline.SamplingDefaults
     name: str
+    spatial_factor: int  # pixels per latent cell of the VAE it was trained with: the grid its latents need
 
 
 def missing_file_message(folder: str, name: str) -> bool | str:
@@ -38,7 +40,8 @@ def missing_file_message(folder: str, name: str) -> bool | str:
 
 def _wrap_models(models: pipeline.SoraModels) -> tuple[LoadedDiT, ManagedModule, ManagedModule]:
     vae_cfg = models.vae.config
-    dit = LoadedDiT(manage(models.dit, "dit"), vae_cfg.latents_mean, vae_cfg.latents_std, models.defaults, models.name)
+    dit = LoadedDiT(manage(models.dit, "dit"), vae_cfg.latents_mean, vae_cfg.latents_std, models.defaults, models.name,
+                    vae_cfg.spatial_factor)
     return dit, manage(models.text_encoder, "text_encoder"), manage(models.vae, "vae")
 
 
@@ -102,7 +105,7 @@ class SoraModelLoader(io.ComfyNode):
         dit = loading.load_dit(path, dtype=compute_dtype("dit", dtype))
         # Released Wan DiTs were trained on the Wan 2.1 VAE's normalised latents.
         loaded = LoadedDiT(manage(dit, "dit"), WAN21_LATENT_MEAN, WAN21_LATENT_STD, pipeline.WAN21_DEFAULTS,
-                           model_name)
+                           model_name, WAN21_VAE.spatial_factor)
         return io.NodeOutput(loaded)
 
 

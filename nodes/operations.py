@@ -17,6 +17,7 @@ from sora_core import operations as ops
 from sora_core.prompts import prepare_prompt
 
 from .devices import ManagedModule
+from .latents import check_latent_grid, video_latent
 from .loaders import LoadedDiT
 from .sampler import conditioning_context, progress_hooks, sampling_inputs
 from .types import CATEGORY, SoraModel, SoraTextEncoder, SoraVAE
@@ -89,6 +90,7 @@ def source_clip(e: ops.Engine, video: torch.Tensor | None, latent: dict | None, 
     if samples.ndim != 5 or samples.shape[0] != 1 or samples.shape[1] != e.vae.config.z_dim:
         raise ValueError(f"latent: {tuple(samples.shape)} is not one video latent of this VAE "
                          f"[1, {e.vae.config.z_dim}, frames, height, width]; operations take one clip at a time")
+    check_latent_grid(latent, e.vae.config.spatial_factor, "latent", "this VAE")
     return ops.Clip(latent=e.vae.normalize_latent(samples.float().cpu()))
 
 
@@ -98,7 +100,7 @@ def finish(e: ops.Engine, clip: ops.Clip, latent: torch.Tensor | None = None) ->
         latent = clip.latent if clip.latent is not None else e.encode(clip.frames)
     raw = e.vae.denormalize_latent(latent)
     device = mm.intermediate_device()
-    return io.NodeOutput(clip.frames.to(device), {"samples": raw.to(device)})
+    return io.NodeOutput(clip.frames.to(device), video_latent(raw.to(device), e.vae.config.spatial_factor))
 
 
 def contexts(positive: list, negative: list) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ from sora_core import sampling
 from sora_core.pipeline import sample_latent
 from sora_core.vae import denormalize_latent
 
+from .latents import check_latent_grid, video_latent
 from .loaders import LoadedDiT
 from .types import CATEGORY, SoraModel
 
@@ -100,6 +101,7 @@ class SoraSampler(io.ComfyNode):
                 f"latent: shape {tuple(samples.shape)} does not fit this model, which takes "
                 f"[batch, {dit.config.in_dim}, frames, height, width]; use SoraEmptyLatentVideo"
             )
+        check_latent_grid(latent, model.spatial_factor, "latent", f"the model {model.name!r}")
         batch = samples.shape[0]
         on_step, cancel = progress_hooks(model, steps, samples.shape[1])
         with torch.inference_mode():
@@ -110,7 +112,8 @@ class SoraSampler(io.ComfyNode):
                 callback=on_step, cancel=cancel,
             )
         mean, std = torch.tensor(model.latent_mean), torch.tensor(model.latent_std)
-        return io.NodeOutput({"samples": denormalize_latent(x, mean, std).to(mm.intermediate_device())})
+        raw = denormalize_latent(x, mean, std).to(mm.intermediate_device())
+        return io.NodeOutput(video_latent(raw, model.spatial_factor))
 
 
 SAMPLER_NODES = [SoraSampler]

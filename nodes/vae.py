@@ -7,6 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from .devices import ManagedModule
+from .latents import check_latent_grid, video_latent
 from .types import CATEGORY, SoraVAE
 
 
@@ -32,6 +33,7 @@ class SoraVAEDecode(io.ComfyNode):
         z = samples["samples"]
         if z.ndim != 5 or z.shape[1] != cfg.z_dim:
             raise ValueError(f"samples: latent {tuple(z.shape)} does not fit this VAE ({cfg.z_dim} channels, video)")
+        check_latent_grid(samples, cfg.spatial_factor, "samples", "this VAE")
         with torch.inference_mode():
             video = model.decode_raw(z.to(vae.device))
         frames = ((video.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).flatten(0, 1)
@@ -66,7 +68,7 @@ class SoraVAEEncode(io.ComfyNode):
         video = (pixels[..., :3].movedim(-1, 0)[None] * 2 - 1).to(vae.device)
         with torch.inference_mode():
             raw = model.encode_raw(video).float()
-        return io.NodeOutput({"samples": raw.to(mm.intermediate_device())})
+        return io.NodeOutput(video_latent(raw.to(mm.intermediate_device()), cfg.spatial_factor))
 
 
 VAE_NODES = [SoraVAEDecode, SoraVAEEncode]

@@ -49,6 +49,7 @@ _OP_LINKS = {"model": "SORA_MODEL", "vae": "SORA_VAE", "positive": "CONDITIONING
 _SOURCE_LINKS = {"video": "IMAGE", "latent": "LATENT"}
 # Link input name -> type, per node.
 LINK_INPUTS: dict[str, dict[str, str]] = {
+    "SoraEmptyLatentVideo": {"vae": "SORA_VAE"},
     "SoraTextEncode": {"text_encoder": "SORA_TEXT_ENCODER"},
     "SoraSampler": {"model": "SORA_MODEL", "positive": "CONDITIONING", "negative": "CONDITIONING",
                     "latent": "LATENT"},
@@ -81,7 +82,8 @@ def text_to_video_tail(first_id: int, model: tuple[int, int], encoder: tuple[int
              title="Positive prompt"),
         Node(i + 1, "SoraTextEncode", {"prompt": "", "expand_prompt": False}, {"text_encoder": encoder},
              title="Negative prompt"),
-        Node(i + 2, "SoraEmptyLatentVideo", {"width": width, "height": height, "length": length, "batch_size": 1}),
+        Node(i + 2, "SoraEmptyLatentVideo", {"width": width, "height": height, "length": length, "batch_size": 1},
+             {"vae": vae}),
         Node(i + 3, "SoraSampler", sampling,
              {"model": model, "positive": (i, 0), "negative": (i + 1, 0), "latent": (i + 2, 0)}),
         Node(i + 4, "SoraVAEDecode", {}, {"samples": (i + 3, 0), "vae": vae}),
@@ -126,7 +128,8 @@ def operation_workflows(sampling: dict[str, object]) -> dict[str, list[Node]]:
     def t2v(first_id: int, prompt_ids: tuple[int, int], seed: int) -> list[Node]:
         """A 17-frame text-to-video clip to operate on: nodes first_id (latent) .. first_id + 2 (frames)."""
         return [
-            Node(first_id, "SoraEmptyLatentVideo", {"width": 64, "height": 64, "length": 17, "batch_size": 1}),
+            Node(first_id, "SoraEmptyLatentVideo", {"width": 64, "height": 64, "length": 17, "batch_size": 1},
+                 {"vae": vae}),
             Node(first_id + 1, "SoraSampler", {**sampling, "seed": seed},
                  {"model": model, "positive": (prompt_ids[0], 0), "negative": (prompt_ids[1], 0),
                   "latent": (first_id, 0)}),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import pytest
+import torch
 from PIL import Image
 
 from sora_core.loading.safetensors_io import read_metadata
@@ -231,6 +232,47 @@ def test_runtime_error_says_what_to_fix_and_server_goes_on(server):
     assert error["node_type"] == "SoraSampler"
     assert "use SoraEmptyLatentVideo" in error["exception_message"]
     assert server.client.run(bundled_graph(steps=2, seed=3), timeout=120)["status"]["status_str"] == "success"
+
+
+def write_4x_vae_checkpoint(models_dir: Path) -> str:
+    """A project checkpoint whose VAE compresses 4x in space (the bundled DiT and text encoder beside a tiny
+    random 4x VAE): a model whose latents are not on Wan 2.1's 8x grid."""
+    from sora_core.config import VAEConfig
+    from sora_core.loading import save_project_file
+    from sora_core.pipeline import load_models
+    from sora_core.train.vae_stage import vae_config_for
+    from sora_core.vae import WanVAE
+
+    models = load_models("default")
+    torch.manual_seed(0)
+    vae = WanVAE(vae_config_for(4, VAEConfig(base_dim=8)))
+    name = "sora_test_vae4x.safetensors"
+    save_project_file(models_dir / "checkpoints" / name,
+                      {"dit": models.dit, "vae": vae, "text_encoder": models.text_encoder})
+    return name
+
+
+def test_a_4x_vae_model_gets_latents_on_its_grid_and_a_wrong_grid_is_refused(server):
+    """The empty latent takes its grid from the connected VAE: a 4x-VAE checkpoint makes the size asked for;
+    without the VAE connected the latent is on Wan's 8x grid, and the sampler says what to connect."""
+    name = write_4x_vae_checkpoint(server.models_dir)
+    graph = bundled_graph(steps=2, seed=12)
+    node_of(graph, "SoraCheckpointLoader")[1]["inputs"]["ckpt_name"] = name
+    latent_id, latent = node_of(graph, "SoraEmptyLatentVideo")
+    latent["inputs"].update(width=64, height=48, length=9)
+    entry = server.client.run(graph, timeout=300)
+    with av.open(str(video_outputs(entry, server)[0])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 9 and frames[0].shape == (48, 64, 3)
+
+    del graph[latent_id]["inputs"]["vae"]  # sized for Wan 2.1's 8x VAE: would decode to 32x24
+    node_of(graph, "SoraSampler")[1]["inputs"]["seed"] = 13
+    entry = server.client.wait(server.client.queue_prompt(graph), timeout=120)
+    error = next(m["data"] for m in entry["ws_messages"] if m["type"] == "execution_error")
+    assert error["node_type"] == "SoraSampler"
+    assert "compresses 8x in space" in error["exception_message"]
+    assert "connect the checkpoint's VAE to SoraEmptyLatentVideo's vae input" in error["exception_message"]
+    assert server.client.run(bundled_graph(steps=2, seed=14), timeout=120)["status"]["status_str"] == "success"
 
 
 def test_view_serves_the_video(server):
