@@ -91,24 +91,30 @@ def test_long_prompt_is_truncated_with_a_warning(models):
     assert result.frames.shape == (1, 32, 32, 3)
 
 
+@pytest.fixture(scope="module")
+def default_grid() -> int:
+    """Pixels per DiT token of the default model (its VAE's compression times the patch): sizes are multiples."""
+    return load_models("default").spatial_factor
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--frames", "16"], "frames=16 is not 4k+1; use 13 or 17"),
-        (["--width", "60"], "width=60 is not a positive multiple of 16; use 64"),
-        (["--height", "0"], "height=0 is not a positive multiple of 16"),
+        (["--width", "60"], "width=60 is not a positive multiple of {grid}; use 64"),
+        (["--height", "0"], "height=0 is not a positive multiple of {grid}"),
         (["--sampler", "dpm"], "unknown sampler 'dpm'"),
         (["--steps", "0"], "steps=0; use at least 1"),
         (["--out", "clip.avi"], "unsupported file type"),
     ],
 )
-def test_bad_input_is_named_and_nothing_is_written(tmp_path, capsys, args, message):
+def test_bad_input_is_named_and_nothing_is_written(tmp_path, capsys, default_grid, args, message):
     out = tmp_path / "clip.mp4"
     argv = ["generate", "--prompt", "a cat", "--out", str(out), "--steps", "1", "--quiet", *args]
     if "--out" in args:
         argv = ["generate", "--prompt", "a cat", "--steps", "1", "--quiet", "--out", str(tmp_path / args[1])]
     assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    assert message.format(grid=default_grid) in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -722,3 +722,25 @@ def test_init_dit_from_starts_a_new_vaes_dit_from_the_checkpoints_dit(tmp_path, 
     with pytest.raises(SystemExit):
         main(["--run", str(tmp_path / "run2"), "--init-from", shipped, "--init-dit-from", shipped])
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_vae_spatial_defaults_to_the_init_from_vaes_and_a_contradiction_is_refused(tmp_path, monkeypatch,
+                                                                                    capsys) -> None:
+    from sora_core.loading import save_project_file
+    from sora_core.train.__main__ import main
+
+    bundle = save_project_file(tmp_path / "vae4x.safetensors", {
+        "dit": WanDiT(TINY_DIT), "vae": WanVAE(vae_stage.vae_config_for(4, VAEConfig(base_dim=8)))})
+    seen: list[int] = []
+    monkeypatch.setattr(vae_stage, "train_vae", lambda run, *, config, **kw: seen.append(config.spatial_factor)
+                        or WanVAE(config))
+    bucket = (64, 64, 9)
+    monkeypatch.setattr(dit_stage, "build_pool", lambda *a, **k: dit_stage.LatentPool(
+        {bucket: torch.zeros(1, 16, 3, 16, 16)}, {bucket: ["a red circle"]}))
+    monkeypatch.setattr(dit_stage, "training_buckets", lambda long_scenes: (bucket,))
+    monkeypatch.setattr(dit_stage, "train_dit", lambda *a, **k: (None, None))
+    assert main(["--run", str(tmp_path / "run"), "--init-from", str(bundle), "--vae-steps", "0"]) == 0
+    assert seen == [4]  # the checkpoint's 4x VAE, not the from-scratch default of 8
+    with pytest.raises(SystemExit):
+        main(["--run", str(tmp_path / "run2"), "--init-from", str(bundle), "--vae-spatial", "8"])
+    assert "the --init-from VAE compresses 4x; give --vae-spatial 4" in capsys.readouterr().err

@@ -33,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-object-weight", type=float, default=0.0,
                         help="extra VAE loss weight of the pixels that show an object (0: plain mean; the "
                         f"decoder stage uses {DECODER_OBJECT_WEIGHT:g})")
-    parser.add_argument("--vae-spatial", type=int, choices=(8, 4), default=8,
-                        help="spatial compression of a VAE trained from scratch (8: Wan's; 4: four times the latent "
-                        "cells, so small and fast objects keep more of their pixels, at four times the DiT's tokens)")
+    parser.add_argument("--vae-spatial", type=int, choices=(8, 4), default=None,
+                        help="spatial compression of the VAE (8: Wan's; 4: four times the latent cells, so small "
+                        "and fast objects keep more of their pixels, at four times the DiT's tokens); default: "
+                        "the --init-from VAE's, else 8")
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
     parser.add_argument("--dit-lr", type=float, default=4e-4,
@@ -114,11 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args.run.mkdir(parents=True, exist_ok=True)
     init_vae = init_stats = None
-    vae_config = vae_config_for(args.vae_spatial)
     dit_from = args.init_from or args.init_dit_from
     init_dit_model = load_dit(dit_from) if dit_from else None
-    if args.init_from:
-        loaded = load_vae(args.init_from)
+    loaded = load_vae(args.init_from) if args.init_from else None
+    if args.vae_spatial is None:
+        args.vae_spatial = loaded.config.spatial_factor if loaded is not None else 8
+    vae_config = vae_config_for(args.vae_spatial)
+    if loaded is not None:
         init_vae, init_stats = loaded.state_dict(), [list(loaded.config.latents_mean), list(loaded.config.latents_std)]
         if loaded.config.spatial_factor != args.vae_spatial:
             parser.error(f"--vae-spatial {args.vae_spatial}: the --init-from VAE compresses "
