@@ -28,6 +28,6 @@ def check_latent_grid(latent: dict, spatial_factor: int | None, name: str, owner
         return
     raise ValueError(
         f"{name}: this latent was sized for a VAE that compresses {made_for}x in space, but {owner} works with "
-        f"{spatial_factor}x; connect the checkpoint's VAE to SoraEmptyLatentVideo's vae input (or encode the "
-        "video with this model's VAE) so the latent has the grid the video size needs"
+        f"{spatial_factor}x; use the model's own VAE throughout: connect it to SoraEmptyLatentVideo's vae input "
+        "and encode and decode with it"
     )

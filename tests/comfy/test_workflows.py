@@ -254,7 +254,8 @@ def write_4x_vae_checkpoint(models_dir: Path) -> str:
 
 def test_a_4x_vae_model_gets_latents_on_its_grid_and_a_wrong_grid_is_refused(server):
     """The empty latent takes its grid from the connected VAE: a 4x-VAE checkpoint makes the size asked for;
-    without the VAE connected the latent is on Wan's 8x grid, and the sampler says what to connect."""
+    without the VAE connected the latent is on Wan's 8x grid, and the sampler says what to connect. A latent
+    of the 8x model is refused by the 4x VAE's decoder and by an operation on the 4x model too."""
     name = write_4x_vae_checkpoint(server.models_dir)
     graph = bundled_graph(steps=2, seed=12)
     node_of(graph, "SoraCheckpointLoader")[1]["inputs"]["ckpt_name"] = name
@@ -271,7 +272,23 @@ def test_a_4x_vae_model_gets_latents_on_its_grid_and_a_wrong_grid_is_refused(ser
     error = next(m["data"] for m in entry["ws_messages"] if m["type"] == "execution_error")
     assert error["node_type"] == "SoraSampler"
     assert "compresses 8x in space" in error["exception_message"]
-    assert "connect the checkpoint's VAE to SoraEmptyLatentVideo's vae input" in error["exception_message"]
+    assert "connect it to SoraEmptyLatentVideo's vae input" in error["exception_message"]
+
+    # The bundled (8x) model's latent, decoded by the 4x VAE or continued by an operation on the 4x model.
+    decoded_wrong = bundled_graph(steps=2, seed=15)
+    decoded_wrong["90"] = {"class_type": "SoraCheckpointLoader", "inputs": {"ckpt_name": name, "dtype": "default"}}
+    node_of(decoded_wrong, "SoraVAEDecode")[1]["inputs"]["vae"] = ["90", 2]
+    extended_wrong = load_api(WORKFLOWS / "api" / "sora_extend_video.json")
+    extended_wrong["90"] = decoded_wrong["90"]
+    node_of(extended_wrong, "SoraSampler")[1]["inputs"].update(steps=2, seed=16)
+    forward = next(n for n in extended_wrong.values() if n["inputs"].get("direction") == "forward")
+    forward["inputs"].update(model=["90", 0], vae=["90", 2])
+    for graph, node_type in ((decoded_wrong, "SoraVAEDecode"), (extended_wrong, "SoraExtendVideo")):
+        entry = server.client.wait(server.client.queue_prompt(graph), timeout=120)
+        error = next((m["data"] for m in entry["ws_messages"] if m["type"] == "execution_error"), None)
+        assert error is not None, f"{node_type} took a latent of another VAE's grid"
+        assert error["node_type"] == node_type
+        assert "sized for a VAE that compresses 8x in space, but this VAE works with 4x" in error["exception_message"]
     assert server.client.run(bundled_graph(steps=2, seed=14), timeout=120)["status"]["status_str"] == "success"
 
 
