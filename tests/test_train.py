@@ -744,3 +744,33 @@ def test_vae_spatial_defaults_to_the_init_from_vaes_and_a_contradiction_is_refus
     with pytest.raises(SystemExit):
         main(["--run", str(tmp_path / "run2"), "--init-from", str(bundle), "--vae-spatial", "8"])
     assert "the --init-from VAE compresses 4x; give --vae-spatial 4" in capsys.readouterr().err
+
+
+def test_bf16_training_autocasts_the_forward_and_keeps_float32_weights(tmp_path) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+
+    if not dit_stage.torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no native bfloat16 matmuls")
+    bucket = (64, 64, 9)
+    gen = torch.Generator().manual_seed(0)
+    pool = dit_stage.LatentPool({bucket: torch.randn(4, 16, 3, 8, 8, generator=gen)}, {bucket: ["a red circle"] * 4})
+    text = MiniLMTextEncoder()
+    losses = {}
+    for bf16 in (False, True):
+        run = tmp_path / str(bf16)
+        run.mkdir()
+        model, ema = dit_stage.train_dit(run, pool, text, steps=1, batch=2, config=TINY_DIT, buckets=(bucket,),
+                                         log_every=1, bf16=bf16)
+        assert all(p.dtype == torch.float32 for p in [*model.parameters(), *ema.parameters()])
+        losses[bf16] = float((run / "dit_log.tsv").read_text().split("\t")[2])
+    # the same batch and weights: bf16 rounding moves the loss a little, and only a little
+    assert losses[True] != losses[False]
+    assert losses[True] == pytest.approx(losses[False], rel=0.02)
+
+
+def test_bf16_training_is_refused_where_bfloat16_is_emulated(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    bucket = (64, 64, 9)
+    pool = dit_stage.LatentPool({bucket: torch.randn(1, 16, 3, 8, 8)}, {bucket: ["a red circle"]})
+    with pytest.raises(ValueError, match="--dit-bf16: this cpu has no native bfloat16"):
+        dit_stage.train_dit(tmp_path, pool, None, steps=1, batch=1, config=TINY_DIT, buckets=(bucket,), bf16=True)

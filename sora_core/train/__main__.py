@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the --init-from VAE's, else 8")
     parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=16)
+    parser.add_argument("--dit-bf16", action="store_true",
+                        help="run the DiT's forward pass in bfloat16 (autocast; weights, optimizer and EMA stay "
+                        "float32): about 0.7x the step time on a CPU with AVX512-BF16 and on GPUs")
     parser.add_argument("--dit-lr", type=float, default=4e-4,
                         help="peak DiT learning rate (cosine decay to 10%% of it); lower to fine-tune gently")
     parser.add_argument("--decoder-steps", type=int, default=0,
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
                        seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device,
                        config=dit_config, buckets=buckets, loop_windows=args.loop_windows,
-                       loop_phases=args.loop_phases)
+                       loop_phases=args.loop_phases, bf16=args.dit_bf16)
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
               "object_weight": args.object_weight, "dit_lr": args.dit_lr,
               "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size),
               "long_scenes": args.long_scenes, "vae_spatial": args.vae_spatial,
-              "loop_windows": args.loop_windows, "loop_phases": args.loop_phases,
+              "loop_windows": args.loop_windows, "loop_phases": args.loop_phases, "dit_bf16": args.dit_bf16,
               "init_dit_from": str(args.init_dit_from) if args.init_dit_from else None}
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
