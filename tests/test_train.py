@@ -397,6 +397,28 @@ def test_a_finer_patch_dit_computes_the_coarse_one_on_the_upsampled_latent() -> 
         finer_patch_state(coarse.state_dict(), (1, 2, 2), (1, 1, 2), TINY_DIT.out_dim)
 
 
+def test_a_coarser_patch_dit_computes_the_fine_one_on_the_pooled_latent() -> None:
+    import torch.nn.functional as F
+
+    from sora_core.train.repatch import coarser_patch_state
+
+    torch.manual_seed(0)
+    fine = WanDiT(TINY_DIT).eval()
+    for p in fine.parameters():  # fresh heads and gates start at zero: give every weight a say
+        p.data += 0.1 * torch.randn_like(p)
+    coarse = WanDiT(dataclasses.replace(TINY_DIT, patch_size=(1, 4, 4))).eval()
+    coarse.load_state_dict(coarser_patch_state(fine.state_dict(), TINY_DIT.patch_size, (1, 4, 4), TINY_DIT.out_dim))
+    x, t = torch.randn(2, TINY_DIT.in_dim, 3, 8, 12), torch.tensor([300.0, 800.0])
+    context = torch.randn(2, 5, TINY_DIT.text_dim)
+    with torch.no_grad():
+        want = fine(F.avg_pool3d(x, (1, 2, 2)), t, context).repeat_interleave(2, 3).repeat_interleave(2, 4)
+        got = coarse(x, t, context)
+    assert got.shape == x.shape and want.abs().mean() > 0.05
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="multiply both spatial sizes"):
+        coarser_patch_state(fine.state_dict(), (1, 2, 2), (1, 4, 2), TINY_DIT.out_dim)
+
+
 def test_dit_setup_converts_the_init_dit_to_finer_patches_only_when_asked() -> None:
     from sora_core.train.__main__ import dit_setup
 
@@ -405,6 +427,9 @@ def test_dit_setup_converts_the_init_dit_to_finer_patches_only_when_asked() -> N
     assert config == TINY_DIT and torch.equal(state["patch_embedding.weight"], coarse.patch_embedding.weight)
     config, state = dit_setup(1, coarse)
     assert config.patch_size == (1, 1, 1) and state["patch_embedding.weight"].shape[-2:] == (1, 1)
+    WanDiT(config).load_state_dict(state)
+    config, state = dit_setup(4, coarse)
+    assert config.patch_size == (1, 4, 4) and state["patch_embedding.weight"].shape[-2:] == (4, 4)
     WanDiT(config).load_state_dict(state)
     config, state = dit_setup(1, None)
     assert config.patch_size == (1, 1, 1) and state is None

@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                         "cells (1: plain mean)")
     parser.add_argument("--dit-patch", type=int, default=None,
                         help="spatial patch size of the DiT in latent cells (the shipped model: 2; 1 gives 4x the "
-                        "tokens, so a small object spans several, at about 3x the sampling time); an --init-from "
-                        "DiT with coarser patches is converted to it (sora_core/train/repatch.py)")
+                        "tokens, so a small object spans several, at about 3x the sampling time; 4 with --vae-spatial "
+                        "4 keeps the shipped model's tokens per pixel); an --init-from or --init-dit-from DiT with "
+                        "other patches is converted to it (sora_core/train/repatch.py)")
     parser.add_argument("--long-scenes", type=int, default=0,
                         help="draw a bucket of 33-frame slices of 41- to 81-frame scenes this many times as often as "
                         "one whole-clip bucket (there are 6); they are trained only as extensions (known first or "
@@ -203,9 +204,9 @@ def export_with_new_decoder(args: argparse.Namespace, dit: torch.nn.Module, vae:
 
 def dit_setup(patch: int | None, init: WanDiT | None) -> tuple[DiTConfig, dict[str, torch.Tensor] | None]:
     """(DiT config, initial state or None) for a run: the --init-from DiT's config unless ``patch`` asks for
-    finer spatial patches, in which case its weights are converted to them."""
+    other spatial patches, in which case its weights are converted to them (finer or coarser)."""
     from .dit_stage import DEFAULT_DIT
-    from .repatch import finer_patch_state
+    from .repatch import coarser_patch_state, finer_patch_state
 
     config = init.config if init is not None else DEFAULT_DIT
     state = init.state_dict() if init is not None else None
@@ -213,7 +214,8 @@ def dit_setup(patch: int | None, init: WanDiT | None) -> tuple[DiTConfig, dict[s
         return config, state
     new = dataclasses.replace(config, patch_size=(config.patch_size[0], patch, patch))
     if state is not None:
-        state = finer_patch_state(state, config.patch_size, new.patch_size, config.out_dim)
+        convert = finer_patch_state if patch < config.patch_size[1] else coarser_patch_state
+        state = convert(state, config.patch_size, new.patch_size, config.out_dim)
     return new, state
 
 
