@@ -1,10 +1,10 @@
 """One DiT training step of the default model's configuration, float32 against bfloat16 autocast, one run.
 
-The step `sora_core.train` takes (flow loss, backward, clipped AdamW) on the shipped checkpoint's DiT, batch
-16, random latents on the grid of the shipped 8x VAE and of a 4x VAE (`--vae-spatial 4`), 17 frames at
-64x64 and at 96x64. Both precisions start from the same weights and see the same batch; the table gives
-the median step time of each, their ratio (< 1: bf16 is faster) and how far the bf16 loss is from the
-float32 one on that batch.
+The step `sora_core.train` takes (`dit_stage.train_step`: flow loss, backward, clipped AdamW) on the shipped
+checkpoint's DiT, batch 16, random latents on the grid of the shipped 8x VAE and of a 4x VAE
+(`--vae-spatial 4`), 17 frames at 64x64 and at 96x64. Both precisions start from the same weights and see
+the same batch; the table gives the median step time of each, their ratio (< 1: bf16 is faster) and how
+far the bf16 loss is from the float32 one on that batch.
 
     python bench/train_step.py [--repeats 5] [--threads 2] [--out docs/train_step.md]
 """
@@ -23,7 +23,7 @@ from measure import emit_table
 from sora_core.dit import WanDiT
 from sora_core.loading import load_dit
 from sora_core.pipeline import DEFAULT_CHECKPOINT
-from sora_core.train.dit_stage import check_bf16, flow_loss
+from sora_core.train.dit_stage import check_bf16, dit_optimizer, train_step
 
 CASES = [  # (name, latent frames, latent height, latent width)
     ("64x64x17, 8x VAE", 5, 8, 8),
@@ -36,16 +36,11 @@ BATCH = 16
 def timed_steps(dit: WanDiT, batch: tuple, bf16: bool, repeats: int) -> tuple[float, float]:
     """(median seconds per step after one warm-up, the first step's loss) for a copy of ``dit``."""
     model = copy.deepcopy(dit).train().requires_grad_(True)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.99))
+    opt = dit_optimizer(model, 1e-4)
     times, first_loss = [], float("nan")
     for i in range(repeats + 1):
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = flow_loss(model, *batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = train_step(model, opt, bf16, *batch)
         if i == 0:
             first_loss = loss.item()
         else:
@@ -78,7 +73,8 @@ def main() -> None:
                  torch.zeros(BATCH, t, dtype=torch.bool))
         fp32, loss32 = timed_steps(dit, batch, False, args.repeats)
         bf16, loss16 = timed_steps(dit, batch, True, args.repeats)
-        tokens = t * (h // 2) * (w // 2)
+        _, ph, pw = dit.config.patch_size
+        tokens = t * (h // ph) * (w // pw)
         lines.append(f"| {name} | {tokens} | {fp32:.2f} | {bf16:.2f} | {bf16 / fp32:.2f} | {loss32:.4f} | "
                      f"{loss16:.4f} | {abs(loss16 - loss32) / loss32:.2%} |")
     emit_table(lines, args.out)

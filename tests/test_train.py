@@ -377,7 +377,7 @@ def test_decoder_width_run_exports_a_wider_decoder_that_loads_without_its_config
 def test_a_finer_patch_dit_computes_the_coarse_one_on_the_upsampled_latent() -> None:
     import torch.nn.functional as F
 
-    from sora_core.train.repatch import finer_patch_state
+    from sora_core.train.repatch import repatch_state
 
     torch.manual_seed(0)
     coarse = WanDiT(TINY_DIT).eval()
@@ -385,7 +385,7 @@ def test_a_finer_patch_dit_computes_the_coarse_one_on_the_upsampled_latent() -> 
         p.data += 0.1 * torch.randn_like(p)
     fine_config = dataclasses.replace(TINY_DIT, patch_size=(1, 1, 1))
     fine = WanDiT(fine_config).eval()
-    fine.load_state_dict(finer_patch_state(coarse.state_dict(), TINY_DIT.patch_size, (1, 1, 1), TINY_DIT.out_dim))
+    fine.load_state_dict(repatch_state(coarse.state_dict(), TINY_DIT.patch_size, (1, 1, 1), TINY_DIT.out_dim))
     x, t = torch.randn(2, TINY_DIT.in_dim, 3, 4, 6), torch.tensor([300.0, 800.0])
     context = torch.randn(2, 5, TINY_DIT.text_dim)
     with torch.no_grad():
@@ -393,21 +393,21 @@ def test_a_finer_patch_dit_computes_the_coarse_one_on_the_upsampled_latent() -> 
         got = fine(x, t, context)
     assert got.shape == x.shape and want.abs().mean() > 0.05
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
-    with pytest.raises(ValueError, match="divide both spatial sizes"):
-        finer_patch_state(coarse.state_dict(), (1, 2, 2), (1, 1, 2), TINY_DIT.out_dim)
+    with pytest.raises(ValueError, match="divide or multiply both spatial sizes"):
+        repatch_state(coarse.state_dict(), (1, 2, 2), (1, 1, 2), TINY_DIT.out_dim)
 
 
 def test_a_coarser_patch_dit_computes_the_fine_one_on_the_pooled_latent() -> None:
     import torch.nn.functional as F
 
-    from sora_core.train.repatch import coarser_patch_state
+    from sora_core.train.repatch import repatch_state
 
     torch.manual_seed(0)
     fine = WanDiT(TINY_DIT).eval()
     for p in fine.parameters():  # fresh heads and gates start at zero: give every weight a say
         p.data += 0.1 * torch.randn_like(p)
     coarse = WanDiT(dataclasses.replace(TINY_DIT, patch_size=(1, 4, 4))).eval()
-    coarse.load_state_dict(coarser_patch_state(fine.state_dict(), TINY_DIT.patch_size, (1, 4, 4), TINY_DIT.out_dim))
+    coarse.load_state_dict(repatch_state(fine.state_dict(), TINY_DIT.patch_size, (1, 4, 4), TINY_DIT.out_dim))
     x, t = torch.randn(2, TINY_DIT.in_dim, 3, 8, 12), torch.tensor([300.0, 800.0])
     context = torch.randn(2, 5, TINY_DIT.text_dim)
     with torch.no_grad():
@@ -415,8 +415,8 @@ def test_a_coarser_patch_dit_computes_the_fine_one_on_the_pooled_latent() -> Non
         got = coarse(x, t, context)
     assert got.shape == x.shape and want.abs().mean() > 0.05
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
-    with pytest.raises(ValueError, match="multiply both spatial sizes"):
-        coarser_patch_state(fine.state_dict(), (1, 2, 2), (1, 4, 2), TINY_DIT.out_dim)
+    with pytest.raises(ValueError, match="divide or multiply both spatial sizes"):
+        repatch_state(fine.state_dict(), (1, 2, 2), (1, 4, 2), TINY_DIT.out_dim)
 
 
 def test_dit_setup_converts_the_init_dit_to_finer_patches_only_when_asked() -> None:
@@ -774,7 +774,7 @@ def test_vae_spatial_defaults_to_the_init_from_vaes_and_a_contradiction_is_refus
 def test_bf16_training_autocasts_the_forward_and_keeps_float32_weights(tmp_path) -> None:
     from sora_core.text_minilm import MiniLMTextEncoder
 
-    if not dit_stage.torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU has no native bfloat16 matmuls")
     bucket = (64, 64, 9)
     gen = torch.Generator().manual_seed(0)

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dit-batch", type=int, default=16)
     parser.add_argument("--dit-bf16", action="store_true",
                         help="run the DiT's forward pass in bfloat16 (autocast; weights, optimizer and EMA stay "
-                        "float32): about 0.7x the step time on a CPU with AVX512-BF16 and on GPUs")
+                        "float32): 0.7-0.8x the float32 step time on a CPU with AVX512-BF16 "
+                        "(bench/train_step.py); refused where bfloat16 is emulated")
     parser.add_argument("--dit-lr", type=float, default=4e-4,
                         help="peak DiT learning rate (cosine decay to 10%% of it); lower to fine-tune gently")
     parser.add_argument("--decoder-steps", type=int, default=0,
@@ -206,7 +207,7 @@ def dit_setup(patch: int | None, init: WanDiT | None) -> tuple[DiTConfig, dict[s
     """(DiT config, initial state or None) for a run: the --init-from DiT's config unless ``patch`` asks for
     other spatial patches, in which case its weights are converted to them (finer or coarser)."""
     from .dit_stage import DEFAULT_DIT
-    from .repatch import coarser_patch_state, finer_patch_state
+    from .repatch import repatch_state
 
     config = init.config if init is not None else DEFAULT_DIT
     state = init.state_dict() if init is not None else None
@@ -214,8 +215,7 @@ def dit_setup(patch: int | None, init: WanDiT | None) -> tuple[DiTConfig, dict[s
         return config, state
     new = dataclasses.replace(config, patch_size=(config.patch_size[0], patch, patch))
     if state is not None:
-        convert = finer_patch_state if patch < config.patch_size[1] else coarser_patch_state
-        state = convert(state, config.patch_size, new.patch_size, config.out_dim)
+        state = repatch_state(state, config.patch_size, new.patch_size, config.out_dim)
     return new, state
 
 

@@ -24,8 +24,8 @@
   (``loop_window``), so seamless loops are native rather than only asked of a model trained on clips.
 - An exponential moving average of the weights is what gets exported.
 - bf16 (``bf16``, off by default): the forward pass runs under bfloat16 autocast while the weights, the
-  optimizer and the EMA stay float32 (mixed precision as on GPUs); on a CPU with AVX512-BF16 a step of the
-  4x-VAE DiT takes about 0.7x the time (bench/train_step.py).
+  optimizer and the EMA stay float32 (mixed precision as on GPUs); on a CPU with AVX512-BF16 a step takes
+  0.7-0.8x the time (bench/train_step.py).
 """
 
 from __future__ import annotations
@@ -287,6 +287,23 @@ def loop_window(latents: Tensor, wrap: Tensor, phase: Tensor | None = None) -> T
     return torch.where(wrap.view(-1, 1, 1, 1, 1), wrapped, latents)
 
 
+def dit_optimizer(dit: WanDiT, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+
+
+def train_step(dit: WanDiT, opt: torch.optim.Optimizer, bf16: bool, *batch: Tensor | None) -> Tensor:
+    """One optimizer step on ``flow_loss(dit, *batch)`` (the forward under bfloat16 autocast with ``bf16``, the
+    gradient norm clipped to 1); returns the loss."""
+    device_type = next(dit.parameters()).device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        loss = flow_loss(dit, *batch)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 def check_bf16(device_type: str) -> None:
     """Refuse bf16 training where bfloat16 matmuls are emulated (a CPU without AVX512-BF16 or AMX, an old GPU):
     there they run many times slower than float32."""
@@ -333,15 +350,14 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         raise ValueError("object_weight needs a latent pool that keeps its object cells; this one was saved "
                          "before they were kept: delete the run's latent_pool.safetensors to rebuild it")
     state_path, ema_path = run / "dit_state.safetensors", run / "dit_ema.safetensors"
-    device_type = torch.device(device).type
     if bf16:
-        check_bf16(device_type)
+        check_bf16(torch.device(device).type)
     torch.manual_seed(seed)
     dit = WanDiT(config)
     if init is not None:
         dit.load_state_dict(init)
     dit.to(device)
-    opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    opt = dit_optimizer(dit, lr)
     ema = copy.deepcopy(dit).requires_grad_(False)
     start = 0
     if state_path.exists():
@@ -394,12 +410,7 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
             if cell_weight is not None:  # the weights follow their frames
                 cell_weight = loop_window(cell_weight.unsqueeze(1), lead, phase).squeeze(1)
         sigma, noise = sample_sigmas(gen, batch), torch.randn(x0.shape, generator=gen)  # CPU draws: device-independent
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            loss = flow_loss(dit, x0, context, sigma.to(device), noise.to(device), known, cell_weight, lead)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
-        opt.step()
+        loss = train_step(dit, opt, bf16, x0, context, sigma.to(device), noise.to(device), known, cell_weight, lead)
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), dit.parameters(), strict=True):
