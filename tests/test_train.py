@@ -508,6 +508,31 @@ def test_slices_of_longer_scenes_are_trained_only_with_known_frames(tmp_path, mo
         dit_stage.train_dit(tmp_path, pool, text, steps=1, batch=1, config=TINY_DIT, buckets=((96, 64, 17),))
 
 
+def test_mid_clip_windows_are_trained_only_as_forward_extensions(tmp_path, monkeypatch) -> None:
+    """A window cut from a clip's middle opens on a 4-frame group: it must come with its first frames known,
+    or the DiT learns to open text-to-video clips on a group (drawn in another colour for the first frames)."""
+    from sora_core.text_minilm import MiniLMTextEncoder
+
+    long = (64, 64, 33)
+    pool = dit_stage.LatentPool({long: torch.randn(2, 16, 9, 8, 8)}, {long: ["a red circle"] * 2})
+    seen: list[tuple[int, torch.Tensor]] = []
+    real_loss = dit_stage.flow_loss
+
+    def recording_loss(dit, x0, context, sigma, noise, known, *args):
+        seen.append((x0.shape[2], known.clone()))
+        return real_loss(dit, x0, context, sigma, noise, known, *args)
+
+    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    dit_stage.train_dit(tmp_path, pool, MiniLMTextEncoder(), steps=16, batch=4, config=TINY_DIT, buckets=(long,))
+    windows = [row for t, k in seen if t == 5 for row in k]
+    wholes = [row for t, k in seen if t == 9 for row in k]
+    assert windows and wholes
+    for row in windows:  # a run of first frames known, at least one frame to generate
+        known = int(row.sum())
+        assert 1 <= known <= 4 and bool(row[:known].all())
+    assert any(not bool(row.any()) for row in wholes)  # whole clips keep text-to-video
+
+
 def test_buckets_are_drawn_alike_from_a_built_and_a_loaded_pool(tmp_path, monkeypatch) -> None:
     """A pool built in the run's own process and the same pool loaded on resume hold their buckets in another
     order; the buckets drawn must not depend on it, or a resumed run would not replay its data."""

@@ -15,7 +15,8 @@
   the frames it continues while text-to-video keeps the pace of whole clips.
 - Mid-clip windows: 70% of the 33-frame samples are cut to 5 latent frames starting at a later
   latent frame, so the model also sees windows whose first latent frame is a 4-frame group, which is
-  what extending a clip forward hands it.
+  what extending a clip forward hands it. They are shown only as forward extensions (their first
+  frames known, ``forward_context_mask``): an unknown frame 0 is then always a clip's first frame.
 - Object weight (``--object-weight``, off by default): the objects cover a few latent cells of a
   mostly plain background, so an object that fades or changes colour costs the mean loss little; the
   pool keeps which latent cells show an object, and their error can weigh more.
@@ -224,6 +225,16 @@ def context_mask(rng, frames: int) -> Tensor:
     return run_mask(frames, known, at_start=rng.random() < 0.7)
 
 
+def forward_context_mask(rng, frames: int) -> Tensor:
+    """Known latent frames for a mid-clip window: a run of first frames (extending forward), at least one.
+
+    Such a window opens on a 4-frame group, where a clip opens on its first frame coded alone; the DiT has no
+    other cue which of the two its frame 0 is. Shown as text-to-video (nothing known), these windows taught
+    it to open some clips on a group, which the decoder draws in another colour for the first frames (the
+    late starts and colour hand-overs of docs/presence_failures.md). Known, frame 0 tells which it is."""
+    return run_mask(frames, rng.randint(1, frames - 1), at_start=True)
+
+
 def mid_clip_window(rng, length: int, frames: int = 5) -> slice:
     """Latent frames to train on: 70% of the time, for clips longer than 2 windows, ``frames`` latent
     frames from a later start; otherwise the whole clip."""
@@ -400,7 +411,10 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         context = captions(texts).to(device)
         drop = torch.tensor([rng.random() < CAPTION_DROP for _ in idx], device=device)
         context = torch.where(drop.view(-1, 1, 1), empty.expand_as(context), context)
-        masks = context_mask if is_slice_bucket(bucket) else condition_mask
+        if window.start:  # a window opening on a 4-frame group: only ever a forward extension's
+            masks = forward_context_mask
+        else:
+            masks = context_mask if is_slice_bucket(bucket) else condition_mask
         known = torch.stack([masks(rng, x0.shape[2]) for _ in idx]).to(device)
         lead = None
         if bucket in periodic and window == slice(0, x0.shape[2]):  # only whole clips end where they start
