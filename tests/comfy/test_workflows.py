@@ -234,9 +234,10 @@ def test_runtime_error_says_what_to_fix_and_server_goes_on(server):
     assert server.client.run(bundled_graph(steps=2, seed=3), timeout=120)["status"]["status_str"] == "success"
 
 
-def write_4x_vae_checkpoint(models_dir: Path) -> str:
-    """A project checkpoint whose VAE compresses 4x in space (the bundled DiT and text encoder beside a tiny
-    random 4x VAE): a model whose latents are not on Wan 2.1's 8x grid."""
+def write_vae_checkpoint(models_dir: Path, spatial: int) -> str:
+    """A project checkpoint whose VAE compresses ``spatial``x in space (the bundled DiT and text encoder beside a
+    tiny random VAE): with 4, a model whose latents are not on Wan 2.1's 8x grid; with the other factor than the
+    bundled VAE's, a model the bundled model's latents do not fit."""
     from sora_core.config import VAEConfig
     from sora_core.loading import save_project_file
     from sora_core.pipeline import load_models
@@ -245,8 +246,8 @@ def write_4x_vae_checkpoint(models_dir: Path) -> str:
 
     models = load_models("default")
     torch.manual_seed(0)
-    vae = WanVAE(vae_config_for(4, VAEConfig(base_dim=8)))
-    name = "sora_test_vae4x.safetensors"
+    vae = WanVAE(vae_config_for(spatial, VAEConfig(base_dim=8)))
+    name = f"sora_test_vae{spatial}x.safetensors"
     save_project_file(models_dir / "checkpoints" / name,
                       {"dit": models.dit, "vae": vae, "text_encoder": models.text_encoder})
     return name
@@ -255,8 +256,10 @@ def write_4x_vae_checkpoint(models_dir: Path) -> str:
 def test_a_4x_vae_model_gets_latents_on_its_grid_and_a_wrong_grid_is_refused(server):
     """The empty latent takes its grid from the connected VAE: a 4x-VAE checkpoint makes the size asked for;
     without the VAE connected the latent is on Wan's 8x grid, and the sampler says what to connect. A latent
-    of the 8x model is refused by the 4x VAE's decoder and by an operation on the 4x model too."""
-    name = write_4x_vae_checkpoint(server.models_dir)
+    of the bundled model is refused by another grid's VAE decoder and by an operation on that model too."""
+    from sora_core.pipeline import load_models
+
+    name = write_vae_checkpoint(server.models_dir, 4)
     graph = bundled_graph(steps=2, seed=12)
     node_of(graph, "SoraCheckpointLoader")[1]["inputs"]["ckpt_name"] = name
     latent_id, latent = node_of(graph, "SoraEmptyLatentVideo")
@@ -274,9 +277,13 @@ def test_a_4x_vae_model_gets_latents_on_its_grid_and_a_wrong_grid_is_refused(ser
     assert "compresses 8x in space" in error["exception_message"]
     assert "connect it to SoraEmptyLatentVideo's vae input" in error["exception_message"]
 
-    # The bundled (8x) model's latent, decoded by the 4x VAE or continued by an operation on the 4x model.
+    # The bundled model's latent, decoded by a VAE of the other grid or continued by an operation on its model.
+    bundled = load_models("default").vae.config.spatial_factor
+    other = 8 if bundled == 4 else 4
+    other_name = name if other == 4 else write_vae_checkpoint(server.models_dir, other)
     decoded_wrong = bundled_graph(steps=2, seed=15)
-    decoded_wrong["90"] = {"class_type": "SoraCheckpointLoader", "inputs": {"ckpt_name": name, "dtype": "default"}}
+    decoded_wrong["90"] = {"class_type": "SoraCheckpointLoader",
+                           "inputs": {"ckpt_name": other_name, "dtype": "default"}}
     node_of(decoded_wrong, "SoraVAEDecode")[1]["inputs"]["vae"] = ["90", 2]
     extended_wrong = load_api(WORKFLOWS / "api" / "sora_extend_video.json")
     extended_wrong["90"] = decoded_wrong["90"]
@@ -288,7 +295,8 @@ def test_a_4x_vae_model_gets_latents_on_its_grid_and_a_wrong_grid_is_refused(ser
         error = next((m["data"] for m in entry["ws_messages"] if m["type"] == "execution_error"), None)
         assert error is not None, f"{node_type} took a latent of another VAE's grid"
         assert error["node_type"] == node_type
-        assert "sized for a VAE that compresses 8x in space, but this VAE works with 4x" in error["exception_message"]
+        assert (f"sized for a VAE that compresses {bundled}x in space, but this VAE works with {other}x"
+                in error["exception_message"])
     assert server.client.run(bundled_graph(steps=2, seed=14), timeout=120)["status"]["status_str"] == "success"
 
 
