@@ -479,13 +479,8 @@ def test_context_masks_know_a_run_of_frames_at_one_end() -> None:
     assert {int(m.sum()) for m in masks} == {1, 2, 3, 4}
 
 
-def test_slices_of_longer_scenes_are_trained_only_with_known_frames(tmp_path, monkeypatch) -> None:
-    from sora_core.text_minilm import MiniLMTextEncoder
-    from sora_core.train.data import LONG_SCENE_BUCKET
-
-    whole = (64, 64, 9)
-    pool = dit_stage.LatentPool({whole: torch.randn(2, 16, 3, 8, 8), LONG_SCENE_BUCKET: torch.randn(2, 16, 9, 8, 8)},
-                                {whole: ["a red circle"] * 2, LONG_SCENE_BUCKET: ["a blue square"] * 2})
+def record_known_masks(monkeypatch) -> list[tuple[int, torch.Tensor]]:
+    """(latent frames, known mask [B, T]) of every batch train_dit hands the flow loss, appended as it trains."""
     seen: list[tuple[int, torch.Tensor]] = []
     real_loss = dit_stage.flow_loss
 
@@ -494,6 +489,17 @@ def test_slices_of_longer_scenes_are_trained_only_with_known_frames(tmp_path, mo
         return real_loss(dit, x0, context, sigma, noise, known, *args)
 
     monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    return seen
+
+
+def test_slices_of_longer_scenes_are_trained_only_with_known_frames(tmp_path, monkeypatch) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+    from sora_core.train.data import LONG_SCENE_BUCKET
+
+    whole = (64, 64, 9)
+    pool = dit_stage.LatentPool({whole: torch.randn(2, 16, 3, 8, 8), LONG_SCENE_BUCKET: torch.randn(2, 16, 9, 8, 8)},
+                                {whole: ["a red circle"] * 2, LONG_SCENE_BUCKET: ["a blue square"] * 2})
+    seen = record_known_masks(monkeypatch)
     text = MiniLMTextEncoder()
     buckets = dit_stage.training_buckets(long_scenes=6)
     assert buckets.count(LONG_SCENE_BUCKET) == 6 and buckets[:6] == DIT_BUCKETS
@@ -515,14 +521,7 @@ def test_mid_clip_windows_are_trained_only_as_forward_extensions(tmp_path, monke
 
     long = (64, 64, 33)
     pool = dit_stage.LatentPool({long: torch.randn(2, 16, 9, 8, 8)}, {long: ["a red circle"] * 2})
-    seen: list[tuple[int, torch.Tensor]] = []
-    real_loss = dit_stage.flow_loss
-
-    def recording_loss(dit, x0, context, sigma, noise, known, *args):
-        seen.append((x0.shape[2], known.clone()))
-        return real_loss(dit, x0, context, sigma, noise, known, *args)
-
-    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    seen = record_known_masks(monkeypatch)
     dit_stage.train_dit(tmp_path, pool, MiniLMTextEncoder(), steps=16, batch=4, config=TINY_DIT, buckets=(long,))
     windows = [row for t, k in seen if t == 5 for row in k]
     wholes = [row for t, k in seen if t == 9 for row in k]
