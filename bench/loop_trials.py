@@ -39,14 +39,16 @@ def shipped(x: Tensor, t: Tensor, call: int):
     return x, t, lambda out: out
 
 
-def rotated(every_from: int) -> Window:
+def rotated(every_from: int, turn: int | None = None) -> Window:
     """The period rotated by a different number of latent frames each call from call ``every_from`` on (the
     circular denoising before commit 06513a8 rotated from the first call); the lead is the rotated period's
-    last frame."""
+    last frame. With ``turn``, the period is rotated by that many frames on every call from ``every_from`` on
+    (half the period puts the wrap-around in the middle of the window for the last steps)."""
 
     def window(x: Tensor, t: Tensor, call: int):
         period, tp = x[:, :, CIRCULAR_LEAD:], t[:, CIRCULAR_LEAD:]
-        shift = call % period.shape[2] if call >= every_from else 0
+        step_shift = call % period.shape[2] if turn is None else turn
+        shift = step_shift if call >= every_from else 0
         period, tp = period.roll(shift, dims=2), tp.roll(shift, dims=1)
         shown = torch.cat([period[:, :, -CIRCULAR_LEAD:], period], dim=2)
         times = torch.cat([tp[:, -CIRCULAR_LEAD:], tp], dim=1)
@@ -107,14 +109,17 @@ TRIALS: dict[str, Window] = {
     "lead and a trail of the first frame": lead_and_trail,
     "lead and trail alternating": alternating,
     "no lead": no_lead,
+    "rotated from step 15 of 20": rotated(15),
+    "half a period turned from step 10 of 20": rotated(10, turn=2),
+    "half a period turned from step 15 of 20": rotated(15, turn=2),
 }
 
 
 def run_trial(b: Bench, cases: list, window: Window) -> str:
-    ratios, _, motion, _, by_kind, _ = score_loops(b, cases, wrap_dit=lambda dit: WindowTrial(dit, window))
+    loops = score_loops(b, cases, wrap_dit=lambda dit: WindowTrial(dit, window))
     n = len(cases)
-    return (f"{motion / n:.0%} ({tally_text(by_kind)}) | {statistics.median(ratios):.2f} | "
-            f"{sum(r <= 1.5 for r in ratios)}/{n}")
+    return (f"{loops.motion / n:.0%} ({tally_text(loops.by_kind)}) | {statistics.median(loops.ratios):.2f} | "
+            f"{sum(r <= 1.5 for r in loops.ratios)}/{n}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from bench_operations import tally, tally_text  # noqa: E402
+from bench_operations import cut_share, loopable_cases, rendered_period, seam_ratio, tally, tally_text  # noqa: E402
 from compare_models import parse_settings, settings_label  # noqa: E402
 from guidance_trials import parse_trial, skip_guided, value_passthrough, with_skip_guidance  # noqa: E402
 from presence_failures import failure_kind  # noqa: E402
@@ -71,6 +71,40 @@ def test_tally_counts_right_and_clips_per_kind() -> None:
         tally(counts, key, ok)
     assert counts == {"still": [2, 3], "bounce": [1, 2]}
     assert tally_text(counts) == "bounce 1/2, still 2/3"
+
+
+def _circling_dot(frames: int, glitch_at: int | None = None) -> torch.Tensor:
+    """A dot going round a circle once per ``frames`` frames (a perfect loop at an even pace); with
+    ``glitch_at``, that frame shows it on the far side of the circle."""
+    video = torch.zeros(frames, 64, 64, 3, dtype=torch.uint8)  # a 20-pixel dot that moves 8 pixels a frame
+    for t in range(frames):
+        phase = t + (frames // 2 if t == glitch_at else 0)
+        angle = torch.tensor(2 * torch.pi * phase / frames)
+        y, x = int(32 + 20 * torch.sin(angle)), int(32 + 20 * torch.cos(angle))
+        video[t, y - 10:y + 10, x - 10:x + 10] = 255
+    return video
+
+
+def test_cut_share_finds_the_seam_wherever_the_period_is_cut() -> None:
+    smooth = _circling_dot(16)
+    assert seam_ratio(smooth) <= 1.5 and cut_share(smooth) == 1.0
+    glitchy = _circling_dot(16, glitch_at=8)  # jumps 7 -> 8 and 8 -> 9
+    assert seam_ratio(glitchy.roll(-8, dims=0)) > 1.5 and seam_ratio(glitchy.roll(-9, dims=0)) > 1.5
+    assert seam_ratio(glitchy) <= 1.5  # cut elsewhere, the glitch is inside the clip: the seam ratio misses it
+    assert cut_share(glitchy) == pytest.approx(14 / 16)
+
+
+def test_rendered_period_is_a_perfect_loop_and_refuses_one_way_motion() -> None:
+    bounce = next(c for c in loopable_cases(3000, 50) if c.scene.objects[0].motion == "bounce")
+    period = rendered_period(bounce)
+    assert period.shape == (16, 64, 64, 3)
+    assert not torch.equal(period[8], period[0])  # it moves, and comes back:
+    assert seam_ratio(torch.cat([period, period[:1]])[1:]) == pytest.approx(seam_ratio(period.roll(-1, dims=0)))
+    from sora_core.world.dataset import prompt_set
+
+    one_way = next(c for c in prompt_set(50, seed=3000, kind="short") if c.scene.objects[0].motion == "right")
+    with pytest.raises(ValueError, match="does not end where it starts"):
+        rendered_period(one_way)
 
 
 def test_skip_guidance_trials_parse_and_weaken_only_the_named_blocks() -> None:

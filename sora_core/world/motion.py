@@ -6,9 +6,10 @@ as far per frame as a "slow" one. Long clips would carry a fast object out of th
 the fast travel over the clip does not fit in the free span, *both* speeds are scaled down by the
 same factor: fast stays twice slow, and every object stays wholly inside the frame for the whole
 clip (a shape cut by the border would fool the evaluator's shape features). A diagonal motion
-moves that distance along both axes. A bounce drops from rest, hits its floor at mid-clip and
-rises back to the start (a parabola: gravity). Grow and shrink scale the radius geometrically,
-fast by up to 2x over the clip, slow by the square root of fast's factor.
+moves that distance along both axes. A bounce goes down to its floor at mid-clip and back up to
+the start on a parabola, fastest at its top and at rest on the floor (a real dropped ball is the other
+way round: at rest at the top, fastest at the floor; every shipped model learned this pace). Grow and
+shrink scale the radius geometrically, fast by up to 2x over the clip, slow by the square root of fast's factor.
 
 Shapes are drawn around a centre with a "radius" r: a circle of radius r, a square of half-side
 0.9 r (about the circle's area) and an upward isosceles triangle of half-base 1.1 r and height
@@ -111,7 +112,7 @@ def relative_track(
         ux, uy = DIRECTIONS[motion]
         return ux * dist * s, uy * dist * s, torch.full_like(s, r0)
     if motion == "bounce":
-        # a ball dropped from rest: falls with constant acceleration, bounces at mid-clip, rises back
+        # a parabola with its vertex on the floor at mid-clip: fastest at the top (see the module docstring)
         return zero, dist * (1 - (2 * s - 1) ** 2), torch.full_like(s, r0)
     factor = scale_factor(shape, size, motion, speed, width, height, frames)
     return zero, zero, r0 * factor**s  # geometric, so the log-area changes linearly
