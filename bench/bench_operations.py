@@ -447,7 +447,10 @@ def main() -> None:
     }
     with torch.inference_mode():
         for name in args.only or PARTS:
+            part_start = time.perf_counter()
             lines += parts[name]()
+            # the whole run takes most of an hour: say on stderr how far it is
+            print(f"{name}: done in {time.perf_counter() - part_start:.0f} s", file=sys.stderr, flush=True)
     lines += ["", f"Run time {time.perf_counter() - start:.0f} s on {torch.get_num_threads()} CPU threads.",
               "", "Goals (issue 5): loop seam within 1.5x of the consecutive difference; extension motion >= 85%."]
     text = "\n".join(lines) + "\n"
