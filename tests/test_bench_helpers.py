@@ -11,6 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import time_models  # noqa: E402
 from bench_operations import cut_share, loopable_cases, rendered_period, seam_ratio, tally, tally_text  # noqa: E402
 from compare_models import parse_settings, settings_label  # noqa: E402
 from guidance_trials import parse_trial, skip_guided, value_passthrough, with_skip_guidance  # noqa: E402
@@ -153,3 +154,13 @@ def test_the_skip_guidance_stand_in_guides_text_to_video_only() -> None:
     assert patched(None, context, negative, 3.0, "known", spans=None, circular=False) == "plain"
     assert patched(None, context, None, 1.0, None, spans=None, circular=False) == "plain"
     assert len(calls) == 3
+
+
+def test_models_are_timed_in_interleaved_rounds_after_a_warm_up_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(time_models, "generate", lambda prompt, models, seed: calls.append((models, seed)))
+    times = time_models.interleaved_times(["a", "b"], runs=3)
+    # one warm-up per model, then each round runs every model once, so a slow spell falls on both
+    assert calls == [("a", 0), ("b", 0), ("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert [len(t) for t in times] == [3, 3] and all(s >= 0 for t in times for s in t)
+    assert time_models.cpu_name()

@@ -1,0 +1,82 @@
+"""Generation time of two or more checkpoints side by side, in one process on the same CPU.
+
+    python bench/time_models.py MODEL [MODEL ...] [--runs 7] [--threads 2] [--out docs/timing.md]
+
+bench/quality.py reports one checkpoint's time on whatever machine ran it; machines differ by several times
+(CPU generation, steal time under a hypervisor), so a time measured in another session says little about a
+new checkpoint. This times each model the way quality.py does (17 frames at 64x64, default settings, model
+loaded, after a warm-up), interleaving the models run by run so that a slow spell of the machine falls on
+all of them, and reports each median beside its ratio to the first model's, with the CPU it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from measure import emit_table  # noqa: E402
+
+from sora_core.pipeline import generate, load_models  # noqa: E402
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def interleaved_times(models: list, runs: int) -> list[list[float]]:
+    """Seconds per generation: runs rounds, each model once per round, after one warm-up each."""
+    for m in models:
+        generate("a red circle moving right", models=m, seed=0)
+    times: list[list[float]] = [[] for _ in models]
+    for i in range(runs):
+        for k, m in enumerate(models):
+            start = time.perf_counter()
+            generate("a blue square moving up", models=m, seed=i)
+            times[k].append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="'default' or safetensors checkpoints; the first is the reference")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    models = [load_models(name) for name in args.models]
+    times = interleaved_times(models, args.runs)
+    reference = statistics.median(times[0])
+    lines = [
+        "# Generation time, checkpoints side by side", "",
+        f"17 frames at 64x64, default settings, model loaded, {args.runs} interleaved runs after a warm-up, "
+        f"{args.threads} CPU threads of an {cpu_name()} (torch {torch.__version__}). Produced by "
+        f"`python bench/time_models.py {' '.join(args.models)} --out FILE`.", "",
+        "| model | median | min | max | median / first model's |", "|---|---|---|---|---|",
+    ]
+    for name, t in zip(args.models, times, strict=True):
+        median = statistics.median(t)
+        lines.append(f"| `{name}` | {median:.2f} s | {min(t):.2f} s | {max(t):.2f} s | {median / reference:.2f}x |")
+    emit_table(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
