@@ -6,6 +6,7 @@ Scripts in bench/ run as ``python bench/NAME.py``, so this folder is on sys.path
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,3 +55,15 @@ def write_quality_part(path: Path, text: str, operations: bool) -> None:
         path.write_text((head + "\n\n" if head else "") + text)
     else:
         path.write_text(text + ("\n" + section if section else ""))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import write_quality_part  # noqa: E402
+from measure import cpu_name, write_quality_part  # noqa: E402
 
 from sora_core.pipeline import generate, load_models  # noqa: E402
 from sora_core.world.dataset import prompt_set  # noqa: E402
@@ -182,7 +182,7 @@ def main() -> None:
         "",
         f"Time to generate {d.frames} frames at {d.width}x{d.height} with the default settings (text encoding, "
         f"sampling, VAE decode; model already loaded), {args.timing_runs} runs after a warm-up, "
-        f"{torch.get_num_threads()} CPU threads: median **{statistics.median(times):.2f} s** "
+        f"{torch.get_num_threads()} CPU threads of an {cpu_name()}: median **{statistics.median(times):.2f} s** "
         f"(min {min(times):.2f}, max {max(times):.2f}).",
         "",
         "Goals (issue 4): colour >= 90%, motion >= 85%, shape >= 75%, present >= 95%, time <= 5 s.",

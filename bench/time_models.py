@@ -12,7 +12,6 @@ all of them, and reports each median beside its ratio to the first model's, with
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -23,21 +22,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import emit_table  # noqa: E402
+from measure import cpu_name, emit_table  # noqa: E402
 
 from sora_core.pipeline import generate, load_models  # noqa: E402
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def interleaved_times(models: list, runs: int) -> list[list[float]]:

@@ -163,4 +163,15 @@ def test_models_are_timed_in_interleaved_rounds_after_a_warm_up_each(monkeypatch
     # one warm-up per model, then each round runs every model once, so a slow spell falls on both
     assert calls == [("a", 0), ("b", 0), ("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
     assert [len(t) for t in times] == [3, 3] and all(s >= 0 for t in times for s in t)
-    assert time_models.cpu_name()
+
+
+def test_cpu_name_names_the_processor_the_times_were_measured_on() -> None:
+    from measure import cpu_name
+
+    name = cpu_name()
+    assert name and "\n" not in name
+    info = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+              if line.startswith("model name")] if info.exists() else []
+    if models:  # x86 Linux: the name the kernel reports, not a guess from platform
+        assert name == models[0]
