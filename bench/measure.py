@@ -57,10 +57,10 @@ def write_quality_part(path: Path, text: str, operations: bool) -> None:
         path.write_text(text + ("\n" + section if section else ""))
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name as Linux reports it, else what platform knows."""
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open(cpuinfo) as fh:
             for line in fh:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()

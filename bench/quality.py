@@ -106,13 +106,18 @@ def score_vae(models, n: int, seed: int) -> dict[str, float]:
     return {k: sum(r[k] for r in results) / n for k in KEYS}
 
 
-def time_generation(models, runs: int) -> list[float]:
-    generate("a red circle moving right", models=models, seed=0)  # warm-up
-    times = []
+def interleaved_times(models: list, runs: int) -> list[list[float]]:
+    """Seconds per generation at default settings, per model: one warm-up each, then runs rounds of every
+    model once, so that a slow spell of the machine falls on all of them (bench/time_models.py compares
+    checkpoints this way)."""
+    for m in models:
+        generate("a red circle moving right", models=m, seed=0)
+    times: list[list[float]] = [[] for _ in models]
     for i in range(runs):
-        start = time.perf_counter()
-        generate("a blue square moving up", models=models, seed=i)
-        times.append(time.perf_counter() - start)
+        for k, m in enumerate(models):
+            start = time.perf_counter()
+            generate("a blue square moving up", models=m, seed=i)
+            times[k].append(time.perf_counter() - start)
     return times
 
 
@@ -148,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     models = load_models(args.model)
-    times = time_generation(models, args.timing_runs)
+    times = interleaved_times([models], args.timing_runs)[0]
     results = {kind: score_kind(models, args.n, args.seed, kind) for kind in ("short", "paraphrase")}
     vae_acc = score_vae(models, args.vae_n, args.seed) if args.vae_n > 0 else None
     d = models.defaults

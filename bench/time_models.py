@@ -4,7 +4,7 @@
 
 bench/quality.py reports one checkpoint's time on whatever machine ran it; machines differ by several times
 (CPU generation, steal time under a hypervisor), so a time measured in another session says little about a
-new checkpoint. This times each model the way quality.py does (17 frames at 64x64, default settings, model
+new checkpoint. This times each model with quality.py's own timing loop (default frames, size and settings, model
 loaded, after a warm-up), interleaving the models run by run so that a slow spell of the machine falls on
 all of them, and reports each median beside its ratio to the first model's, with the CPU it ran on.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,21 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from measure import cpu_name, emit_table  # noqa: E402
+from quality import interleaved_times  # noqa: E402
 
-from sora_core.pipeline import generate, load_models  # noqa: E402
-
-
-def interleaved_times(models: list, runs: int) -> list[list[float]]:
-    """Seconds per generation: runs rounds, each model once per round, after one warm-up each."""
-    for m in models:
-        generate("a red circle moving right", models=m, seed=0)
-    times: list[list[float]] = [[] for _ in models]
-    for i in range(runs):
-        for k, m in enumerate(models):
-            start = time.perf_counter()
-            generate("a blue square moving up", models=m, seed=i)
-            times[k].append(time.perf_counter() - start)
-    return times
+from sora_core.pipeline import load_models  # noqa: E402
 
 
 def main() -> None:
@@ -52,9 +39,11 @@ def main() -> None:
     models = [load_models(name) for name in args.models]
     times = interleaved_times(models, args.runs)
     reference = statistics.median(times[0])
+    d = models[0].defaults
     lines = [
         "# Generation time, checkpoints side by side", "",
-        f"17 frames at 64x64, default settings, model loaded, {args.runs} interleaved runs after a warm-up, "
+        f"{d.frames} frames at {d.width}x{d.height}, default settings, model loaded, {args.runs} interleaved runs "
+        "after a warm-up, "
         f"{args.threads} CPU threads of an {cpu_name()} (torch {torch.__version__}). Produced by "
         f"`python bench/time_models.py {' '.join(args.models)} --out FILE`.", "",
         "| model | median | min | max | median / first model's |", "|---|---|---|---|---|",
