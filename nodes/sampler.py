@@ -12,7 +12,7 @@ import torch
 from comfy_api.latest import io
 
 from sora_core import sampling
-from sora_core.pipeline import sample_latent
+from sora_core.pipeline import bundled_defaults, sample_latent
 from sora_core.vae import denormalize_latent
 
 from .latents import check_latent_grid, video_latent
@@ -56,19 +56,21 @@ def progress_hooks(model: LoadedDiT, total_steps: int, channels: int
 
 
 def sampling_inputs() -> list:
-    """The sampler settings every sampling node shares (same names, ranges and tooltips)."""
+    """The sampler settings every sampling node shares (same names, ranges and tooltips); the defaults are
+    the bundled model's, which the loaders default to."""
+    d = bundled_defaults()
     return [
         io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                      tooltip="Same seed and settings give the same video on the same device."),
-        io.Int.Input("steps", default=20, min=1, max=1000,
-                     tooltip="Sampling steps; Wan 2.1 uses 30-50, the bundled model about 8-20."),
-        io.Float.Input("cfg", default=3.0, min=1.0, max=30.0, step=0.1, round=0.01,
+        io.Int.Input("steps", default=d.steps, min=1, max=1000,
+                     tooltip=f"Sampling steps; Wan 2.1 uses 30-50, the bundled model {d.steps} (more add little)."),
+        io.Float.Input("cfg", default=d.cfg, min=1.0, max=30.0, step=0.1, round=0.01,
                        tooltip="Classifier-free guidance; 1 disables the negative prompt (twice as fast). "
-                       "The default fits the bundled model (3); Wan 2.1 uses 5 (its workflows set it)."),
-        io.Float.Input("shift", default=3.0, min=0.1, max=50.0, step=0.1, round=0.01,
+                       f"The default fits the bundled model ({d.cfg:g}); Wan 2.1 uses 5 (its workflows set it)."),
+        io.Float.Input("shift", default=d.shift, min=0.1, max=50.0, step=0.1, round=0.01,
                        tooltip="Sigma schedule shift; higher spends more steps at high noise. The default fits "
-                       "the bundled model (3); Wan 2.1 uses 5 for text-to-video, 3 at 480p image-to-video."),
-        io.Combo.Input("sampler", options=sorted(sampling.SAMPLERS), default="unipc",
+                       f"the bundled model ({d.shift:g}); Wan 2.1 uses 5 for text-to-video, 3 at 480p image-to-video."),
+        io.Combo.Input("sampler", options=sorted(sampling.SAMPLERS), default=d.sampler,
                        tooltip="unipc (Wan's default, good in few steps) or euler."),
     ]
 

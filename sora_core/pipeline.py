@@ -297,6 +297,11 @@ def load_models(
     return models
 
 
+def bundled_defaults() -> SamplingDefaults:
+    """The bundled model's sampling defaults (the ComfyUI nodes' widgets start at them)."""
+    return _bundle_defaults(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.exists() else SamplingDefaults()
+
+
 def _bundle_defaults(path: Path) -> SamplingDefaults:
     import json
 

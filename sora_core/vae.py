@@ -84,6 +84,8 @@ class CausalConv3d(nn.Conv3d):
     only before the first frame), which makes chunked and whole-clip results identical.
     """
 
+    prefer_onednn = True  # class-wide switch; bench/vae_conv_path.py turns it off to time PyTorch's own choice
+
     def __init__(
         self,
         in_channels: int,
@@ -109,6 +111,16 @@ class CausalConv3d(nn.Conv3d):
             if cache is not None:
                 cache[self] = x[:, :, -self.past_frames:].clone()  # clone: do not pin the whole chunk
         return super().forward(x)
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        # PyTorch's CPU backend sends small 5-D inputs (a decode chunk of a few frames at 16x16) to its
+        # unfold-based slow_conv3d, about 2x slower than oneDNN on the same input with the same numbers
+        # to 1e-6 (bench/vae_conv_path.py). Inference only: training keeps PyTorch's choice.
+        if (self.prefer_onednn and x.device.type == "cpu" and x.dtype == torch.float32
+                and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()):
+            return torch.ops.aten.mkldnn_convolution(x, weight, bias, self.padding, self.stride, self.dilation,
+                                                     self.groups)
+        return super()._conv_forward(x, weight, bias)
 
 
 class RMSNorm(nn.Module):

@@ -17,7 +17,7 @@ from sora_core.loading.vae_keys import (
     looks_like_wan_vae,
     vae_state_dict_from_diffusers,
 )
-from sora_core.vae import TileSpec, WanVAE, WrapAround
+from sora_core.vae import CausalConv3d, TileSpec, WanVAE, WrapAround
 from tests.conftest import randomize_, rel_err
 
 diffusers = pytest.importorskip("diffusers")
@@ -267,3 +267,28 @@ def test_bad_inputs_say_what_to_use(model):
         model.decode(latent(1, 2, 2, 2), chunk_frames=0)
     with pytest.raises(InputError, match="overlap"):
         model.decode(latent(1, 2, 2, 2), tile=(2, 2, 2))
+
+
+def _conv_kernels(fn) -> tuple[set[str], torch.Tensor]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        out = fn()
+    return {e.key for e in prof.key_averages() if "conv" in e.key}, out
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_inference_convolutions_take_onednn_with_pytorchs_numbers(model, monkeypatch):
+    """A decode chunk is small enough that PyTorch itself would pick its slow unfold kernel; the VAE sends it
+    to oneDNN instead. Same numbers either way; training (autograd on) keeps PyTorch's own choice."""
+    z = latent(1, 3, 4, 4, seed=8)
+    fast_kernels, fast = _conv_kernels(lambda: model.decode_raw(z))
+    monkeypatch.setattr(CausalConv3d, "prefer_onednn", False)
+    stock_kernels, stock = _conv_kernels(lambda: model.decode_raw(z))
+    assert "aten::mkldnn_convolution" in fast_kernels and "aten::slow_conv3d_forward" not in fast_kernels
+    assert "aten::slow_conv3d_forward" in stock_kernels
+    assert (fast - stock).abs().max() < 1e-5
+    monkeypatch.setattr(CausalConv3d, "prefer_onednn", True)
+    conv = model.decoder.conv1
+    x = torch.randn(1, conv.in_channels, 3, 4, 4, requires_grad=True)
+    train_kernels, y = _conv_kernels(lambda: conv(x))
+    y.sum().backward()
+    assert "aten::mkldnn_convolution" not in train_kernels and x.grad is not None

@@ -13,7 +13,7 @@ from ..pipeline import SamplingDefaults
 from ..text_minilm import MiniLMTextEncoder
 from ..vae import WanVAE
 
-DEFAULT_SAMPLING = SamplingDefaults(steps=20, cfg=3.0, shift=3.0, sampler="unipc", frames=17, width=64, height=64,
+DEFAULT_SAMPLING = SamplingDefaults(steps=10, cfg=3.0, shift=3.0, sampler="unipc", frames=17, width=64, height=64,
                                     fps=16.0, negative_prompt="")
 
 
