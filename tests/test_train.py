@@ -95,9 +95,9 @@ def test_flow_loss_ignores_clean_frames() -> None:
 
 @pytest.mark.slow
 def test_tiny_end_to_end_run_resumes_and_exports_a_loadable_model(tmp_path, monkeypatch) -> None:
-    from sora_core.pipeline import generate, load_models
+    from sora_core.pipeline import bundled_defaults, generate, load_models
     from sora_core.text_minilm import MiniLMTextEncoder
-    from sora_core.train.export import export_default, with_latent_stats
+    from sora_core.train.export import DEFAULT_SAMPLING, export_default, with_latent_stats
 
     monkeypatch.setattr(dit_stage, "DIT_BUCKETS", ((64, 64, 9),))
     run = tmp_path / "run"
@@ -113,7 +113,8 @@ def test_tiny_end_to_end_run_resumes_and_exports_a_loadable_model(tmp_path, monk
     path = export_default(tmp_path / "default.safetensors", ema, vae, text, {"steps": 2})
     assert path.stat().st_size < 2**20  # MiniLM's weights are not copied in
     models = load_models(path)
-    assert models.trained and models.defaults.steps == 20
+    # the sampling defaults round-trip through the file, and a new export samples like the shipped model
+    assert models.trained and models.defaults == DEFAULT_SAMPLING == bundled_defaults()
     clip = generate("a red circle moves right", models=models, frames=9, width=64, height=64, steps=2, seed=1)
     assert clip.frames.shape == (9, 64, 64, 3)
 
