@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from measure import cpu_name, emit_table  # noqa: E402
 
 from sora_core.config import VAE_PRESETS  # noqa: E402
-from sora_core.pipeline import load_models  # noqa: E402
+from sora_core.loading import load_vae  # noqa: E402
+from sora_core.pipeline import DEFAULT_CHECKPOINT  # noqa: E402
 from sora_core.vae import CausalConv3d, WanVAE  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    default = load_models("default").vae
+    default = load_vae(DEFAULT_CHECKPOINT)  # the bundle's VAE alone: no DiT or text encoder to load
     torch.manual_seed(0)
     wan = WanVAE(VAE_PRESETS["wan2.1"]).eval()
     cases = [  # (name, vae, frames, height, width)
