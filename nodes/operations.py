@@ -266,9 +266,10 @@ class SoraStoryboard(io.ComfyNode):
             node_id="SoraStoryboard",
             display_name="Sora Storyboard",
             category=f"{CATEGORY}/operations",
-            description="Several prompts on one timeline, generated together in one pass: each shot follows its "
-            "own prompt while every frame attends to the others, which keeps the subject across shots. Works with "
-            "any model; costs one model pass per shot and step.",
+            description="Several prompts on one timeline, generated together in one pass: each shot's frames "
+            "read their own prompt (cross-attention) while every frame attends to the others (self-attention), "
+            "which keeps the subject across shots. Works with any model, natively: the same cost per step as "
+            "one text-to-video clip of that length.",
             inputs=[
                 *common_inputs(positive=False),
                 SoraTextEncoder.Input("text_encoder", tooltip="Encodes each shot's prompt."),

@@ -84,11 +84,14 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
     Without a condition it is the plain text-to-video denoiser. Positive and negative prompts run as
     one batch (the shorter context is zero-padded, which is how the DiT pads it anyway).
 
-    ``spans`` (storyboards): each prompt's guided velocity is computed on the *whole* clip and kept
-    for its own frames, so every shot's frames are denoised while attending to all the others (this is
-    what keeps the subject the same across shots). ``circular`` (loops): the clip is shown after a lead of
-    its own last ``CIRCULAR_LEAD`` frames (the loop's past), whose velocity is dropped, so the first frame
-    is denoised as the last one's successor: the wrap-around seam is denoised like any other transition.
+    ``spans`` (storyboards): one pass over the whole clip in which the tokens of each latent frame read
+    their own shot's prompt in cross-attention, while self-attention spans every frame (this is what
+    keeps the subject the same across shots). Running each prompt over the whole clip and keeping its
+    frames instead lets the first shot's motion run on into the next (docs/quality.md's storyboard line).
+
+    ``circular`` (loops): the clip is shown after a lead of its own last ``CIRCULAR_LEAD`` frames (the
+    loop's past), whose velocity is dropped, so the first frame is denoised as the last one's successor:
+    the wrap-around seam is denoised like any other transition.
     """
     if spans is None:
         if context is None:
@@ -97,12 +100,16 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
     contexts = [sp.context for sp in spans] + ([negative] if negative is not None else [])
     length = max(c.shape[1] for c in contexts)
     contexts = [F.pad(c, (0, 0, 0, length - c.shape[1])) for c in contexts]
-    positives, negative = contexts[: len(spans)], (contexts[-1] if negative is not None else None)
+    positive, negative = contexts[0], (contexts[-1] if negative is not None else None)
+    if len(spans) > 1:  # [B, S, L, D], and the negative read by every frame alike
+        positive = torch.stack(contexts[: len(spans)], dim=1)
+        negative = negative[:, None].expand_as(positive) if negative is not None else None
 
-    def guided(x_in: Tensor, t: Tensor, ctx: Tensor) -> Tensor:
+    def guided(x_in: Tensor, t: Tensor, frame_prompt: Tensor | None) -> Tensor:
+        extra = {} if frame_prompt is None else {"frame_prompt": frame_prompt}
         if negative is None or cfg == 1.0:
-            return dit(x_in, t, ctx).float()
-        both = dit(torch.cat([x_in, x_in]), torch.cat([t, t]), torch.cat([ctx, negative])).float()
+            return dit(x_in, t, positive, **extra).float()
+        both = dit(torch.cat([x_in, x_in]), torch.cat([t, t]), torch.cat([positive, negative]), **extra).float()
         pos, neg = both.chunk(2)
         return neg + cfg * (pos - neg)
 
@@ -119,12 +126,11 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
                 t = torch.where(cond.mask.to(x.device), torch.zeros_like(t), t)
         xd = x_in.to(dit.dtype)
         lead = min(CIRCULAR_LEAD, frames) if circular else 0
+        owner = None if len(spans) == 1 else frame_owners(spans, frames)
         if lead:
             xd, t = torch.cat([xd[:, :, -lead:], xd], dim=2), torch.cat([t[:, -lead:], t], dim=1)
-        v = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-        for sp, ctx in zip(spans, positives, strict=True):
-            part = guided(xd, t, ctx)[:, :, lead:]
-            v = part if sp.frames is None else torch.where(sp.frames.to(x.device).view(1, 1, frames, 1, 1), part, v)
+            owner = None if owner is None else torch.cat([owner[-lead:], owner])
+        v = guided(xd, t, owner)[:, :, lead:]
         if cond is not None:
             # denoised = known for the given frames: keeps them on their noising path to the exact value.
             s5 = s.view(-1, 1, 1, 1, 1).clamp_min(1e-6)
@@ -132,6 +138,22 @@ def conditioned_velocity(dit: WanDiT, context: Tensor | None, negative: Tensor |
         return v
 
     return model
+
+
+def frame_owners(spans: Sequence[PromptSpan], frames: int) -> Tensor:
+    """[frames] index of the span that governs each latent frame (a later span wins where they overlap)."""
+    owner = torch.full((frames,), -1, dtype=torch.long)
+    for i, sp in enumerate(spans):
+        if sp.frames is None:
+            owner[:] = i
+        else:
+            if sp.frames.shape != (frames,):
+                raise InputError(f"prompt span {i} marks {tuple(sp.frames.shape)} frames; the latent has {frames}")
+            owner[sp.frames.cpu()] = i
+    if bool((owner < 0).any()):
+        missing = (owner < 0).nonzero().flatten().tolist()
+        raise InputError(f"latent frames {missing} belong to no prompt span; give every frame a shot")
+    return owner
 
 
 def pixel_to_latent_frame(frame: int, temporal_factor: int = 4) -> int:

@@ -126,12 +126,21 @@ class SelfAttention(nn.Module):
 class CrossAttention(SelfAttention):
     """Attention from video tokens to text tokens; no rotary positions."""
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, context: Tensor, token_prompt: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        """context [B, L, D] read by every token, or [B, S, L, D] (S prompts) with ``token_prompt`` [tokens]
+        naming the one prompt each video token reads (a storyboard: each shot's frames read their own)."""
         heads = (self.num_heads, -1)
         q = self.norm_q(self.q(x)).unflatten(2, heads)
-        k = self.norm_k(self.k(context)).unflatten(2, heads)
-        v = self.v(context).unflatten(2, heads)
-        return self.o(attention(q, k, v))
+        k = self.norm_k(self.k(context)).unflatten(-1, heads)
+        v = self.v(context).unflatten(-1, heads)
+        if token_prompt is None:
+            return self.o(attention(q, k, v))
+        out = q.new_zeros(*q.shape[:2], q.shape[2] * q.shape[3])
+        for s in range(context.shape[1]):
+            own = token_prompt == s
+            if bool(own.any()):
+                out[:, own] = attention(q[:, own], k[:, s], v[:, s])
+        return self.o(out)
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -165,8 +174,10 @@ class DiTBlock(nn.Module):
             return self.ffn(x)
         return torch.cat([self.ffn(part) for part in x.split(FFN_CHUNK_TOKENS, dim=1)], dim=1)
 
-    def forward(self, x: Tensor, e: Tensor, context: Tensor, rope: Tensor, frames: int) -> Tensor:
-        """x [B, L, D]; e [B, F or 1, 6, D] float32 timestep projection; frames = latent frames F."""
+    def forward(self, x: Tensor, e: Tensor, context: Tensor, rope: Tensor, frames: int,
+                token_prompt: Tensor | None = None) -> Tensor:
+        """x [B, L, D]; e [B, F or 1, 6, D] float32 timestep projection; frames = latent frames F;
+        context and token_prompt as CrossAttention takes them."""
         b, length, dim = x.shape
         mod = (self.modulation.float()[:, None] + e).unsqueeze(3)  # [B, F|1, 6, 1, D]
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
@@ -175,7 +186,7 @@ class DiTBlock(nn.Module):
         h = modulate(self.norm1(x).view(by_frame), shift_sa, scale_sa).view(b, length, dim)
         x = gated_residual(x, self.self_attn(h.to(x.dtype), rope), gate_sa, by_frame)
 
-        x = x + self.cross_attn(self.norm3(x), context)
+        x = x + self.cross_attn(self.norm3(x), context, token_prompt)
 
         h = modulate(self.norm2(x).view(by_frame), shift_ff, scale_ff).view(b, length, dim)
         return gated_residual(x, self._ffn(h.to(x.dtype)), gate_ff, by_frame)
@@ -217,7 +228,7 @@ class WanDiT(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.patch_embedding.weight.dtype
 
-    def _check_inputs(self, x: Tensor, t: Tensor, context: Tensor) -> None:
+    def _check_inputs(self, x: Tensor, t: Tensor, context: Tensor, frame_prompt: Tensor | None) -> None:
         cfg = self.config
         if x.ndim != 5 or x.shape[1] != cfg.in_dim:
             raise InputError(f"latent must be [B, {cfg.in_dim}, T, H, W], got {tuple(x.shape)}")
@@ -232,10 +243,20 @@ class WanDiT(nn.Module):
             raise InputError(
                 f"timesteps must be [B] or [B, {frames // pt}] for latent {tuple(x.shape)}, got {tuple(t.shape)}"
             )
-        if context.ndim != 3 or context.shape[0] != x.shape[0] or context.shape[2] != cfg.text_dim:
-            raise InputError(f"text context must be [B, L, {cfg.text_dim}], got {tuple(context.shape)}")
-        if context.shape[1] > cfg.text_len:
-            raise InputError(f"text context has {context.shape[1]} tokens; this model takes at most {cfg.text_len}")
+        if frame_prompt is None:
+            if context.ndim != 3 or context.shape[0] != x.shape[0] or context.shape[2] != cfg.text_dim:
+                raise InputError(f"text context must be [B, L, {cfg.text_dim}], got {tuple(context.shape)}")
+        else:
+            if context.ndim != 4 or context.shape[0] != x.shape[0] or context.shape[3] != cfg.text_dim:
+                raise InputError(f"with frame_prompt, the text context must be [B, prompts, L, {cfg.text_dim}], "
+                                 f"got {tuple(context.shape)}")
+            prompts = context.shape[1]
+            out_of_range = bool(((frame_prompt < 0) | (frame_prompt >= prompts)).any())
+            if frame_prompt.shape != (frames // pt,) or out_of_range:
+                raise InputError(f"frame_prompt must give one prompt index in 0..{prompts - 1} per latent frame "
+                                 f"({frames // pt}), got {frame_prompt.tolist()}")
+        if context.shape[-2] > cfg.text_len:
+            raise InputError(f"text context has {context.shape[-2]} tokens; this model takes at most {cfg.text_len}")
 
     def embed_time(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """Timesteps [B] or [B, F] -> (e [B, F|1, D], e0 [B, F|1, 6, D]), both float32."""
@@ -246,9 +267,14 @@ class WanDiT(nn.Module):
         e0 = self.time_projection(e.to(w.dtype)).float()
         return e.view(b, f, -1), e0.view(b, f, 6, -1)
 
-    def forward(self, x: Tensor, t: Tensor, context: Tensor) -> Tensor:
-        """x [B, C, T, H, W] noisy latent; t [B] or [B, T] on 0..1000; context [B, L<=text_len, text_dim]."""
-        self._check_inputs(x, t, context)
+    def forward(self, x: Tensor, t: Tensor, context: Tensor, frame_prompt: Tensor | None = None) -> Tensor:
+        """x [B, C, T, H, W] noisy latent; t [B] or [B, T] on 0..1000; context [B, L<=text_len, text_dim].
+
+        ``frame_prompt`` [T] (storyboards): context is [B, S, L, text_dim], S prompts, and the tokens of
+        latent frame f read prompt ``frame_prompt[f]`` in cross-attention, while self-attention still
+        spans every frame. Wan has no such input; it is an inference-time use of the same weights.
+        """
+        self._check_inputs(x, t, context, frame_prompt)
         cfg = self.config
         pt, ph, pw = cfg.patch_size
         tokens = self.patch_embedding(x.to(self.dtype))
@@ -257,15 +283,18 @@ class WanDiT(nn.Module):
 
         # Wan pads the text to text_len with zero rows; the padded rows still pass the MLP and
         # are attended to, so padding is part of the model's behaviour, not an optimisation.
-        if context.shape[1] < cfg.text_len:
-            context = F.pad(context, (0, 0, 0, cfg.text_len - context.shape[1]))
+        if context.shape[-2] < cfg.text_len:
+            context = F.pad(context, (0, 0, 0, cfg.text_len - context.shape[-2]))
         context = self.text_embedding(context.to(self.dtype))
+        token_prompt = None
+        if frame_prompt is not None:  # tokens are frame-major: each frame's grid[1] * grid[2] in a row
+            token_prompt = frame_prompt.to(x.device).repeat_interleave(grid[1] * grid[2])
 
         e, e0 = self.embed_time(t.to(x.device))
         rope = self.rope.rotations(grid, x.device)  # type: ignore[arg-type]
         frames = grid[0]
         for block in self.blocks:
-            tokens = block(tokens, e0, context, rope, frames)
+            tokens = block(tokens, e0, context, rope, frames, token_prompt)
         out = self.head(tokens, e, frames)
         return self.unpatchify(out, grid)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sora_core.conditioning import PromptSpan, conditioned_velocity
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import quality  # noqa: E402
@@ -17,6 +19,7 @@ from compare_models import parse_settings, settings_label  # noqa: E402
 from guidance_trials import parse_trial, skip_guided, value_passthrough, with_skip_guidance  # noqa: E402
 from presence_failures import failure_kind  # noqa: E402
 from quality import presence_by_size, presence_by_speed  # noqa: E402
+from storyboard_trials import whole_clip_prompts  # noqa: E402
 
 
 def test_settings_variants_parse_to_typed_generate_arguments() -> None:
@@ -177,3 +180,22 @@ def test_cpu_name_reads_the_model_name_and_falls_back_without_cpuinfo(tmp_path: 
     assert cpu_name(tmp_path / "missing") == "unknown CPU"
     info.write_text("processor\t: 0\nCPU implementer\t: 0x41\n")  # aarch64 Linux has no model name line
     assert cpu_name(info) == "unknown CPU"
+
+
+def test_whole_clip_prompts_keep_each_shots_pass_on_its_frames_where_the_shipped_way_mixes_them() -> None:
+    class MeanOfPrompts(torch.nn.Module):  # velocity everywhere = mean over frames of the prompt each frame reads
+        dtype = torch.float32
+
+        def forward(self, x, t, context, frame_prompt=None):
+            read = context[:, 0, 0, None] if frame_prompt is None else context[:, frame_prompt, 0, 0]
+            return read.mean(1).view(-1, 1, 1, 1, 1).expand_as(x).clone()
+
+    spans = [PromptSpan(torch.full((1, 2, 8), 1.0), torch.tensor([True, True, False])),
+             PromptSpan(torch.full((1, 2, 8), 4.0), torch.tensor([False, False, True]))]
+    x, sigma = torch.zeros(1, 16, 3, 2, 2), torch.tensor(0.5)
+    shipped = conditioned_velocity(MeanOfPrompts(), None, None, 1.0, None, spans=spans)(x, sigma)
+    assert shipped[0, 0, :, 0, 0].tolist() == [2.0, 2.0, 2.0]  # frames read 1, 1, 4 in one pass
+    old = whole_clip_prompts(conditioned_velocity)(MeanOfPrompts(), None, None, 1.0, None, spans=spans)(x, sigma)
+    assert old[0, 0, :, 0, 0].tolist() == [1.0, 1.0, 4.0]  # each pass read one prompt everywhere
+    single = whole_clip_prompts(lambda *a, **k: "plain")(None, spans[0].context, None, 1.0, None)
+    assert single == "plain"

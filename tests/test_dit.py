@@ -102,6 +102,31 @@ def test_short_context_is_zero_padded_like_wan(files):
         assert torch.equal(model(x, t, ctx), model(x, t, padded))
 
 
+def test_frame_prompts_give_each_frame_its_own_prompt_in_cross_attention(files):
+    """Storyboards: with a stack of prompts and a prompt index per latent frame, each frame's tokens
+    read their own prompt; every frame reading one prompt is the plain single-prompt model."""
+    model = load_dit(files["wan"], config=CFG)
+    x, t = torch.randn(1, 16, 3, 4, 6), torch.tensor([[400.0, 400.0, 700.0]])
+    ctx = torch.randn(1, 2, 7, CFG.text_dim)
+    with torch.no_grad():
+        plain = [model(x, t, ctx[:, s]) for s in (0, 1)]
+        for s in (0, 1):
+            torch.testing.assert_close(model(x, t, ctx, frame_prompt=torch.full((3,), s)), plain[s])
+        split = model(x, t, ctx, frame_prompt=torch.tensor([0, 0, 1]))
+        # one block's cross-attention: the tokens of each frame equal plain attention to their prompt
+        attn = model.blocks[0].cross_attn
+        tokens, per_frame = torch.randn(1, 18, CFG.dim), 6
+        text = model.text_embedding(torch.nn.functional.pad(ctx, (0, 0, 0, CFG.text_len - 7)))
+        mixed = attn(tokens, text, torch.tensor([0, 0, 1]).repeat_interleave(per_frame))
+        torch.testing.assert_close(mixed[:, :12], attn(tokens, text[:, 0])[:, :12])
+        torch.testing.assert_close(mixed[:, 12:], attn(tokens, text[:, 1])[:, 12:])
+    assert rel_err(split, plain[0]) > 1e-3 and rel_err(split, plain[1]) > 1e-3
+    with pytest.raises(InputError, match="one prompt index in 0..1 per latent frame"):
+        model(x, t, ctx, frame_prompt=torch.tensor([0, 2, 1]))
+    with pytest.raises(InputError, match=r"\[B, prompts, L, 64\]"):
+        model(x, t, ctx[:, 0], frame_prompt=torch.tensor([0, 0, 1]))
+
+
 def test_inferred_config_and_fp16_file(files):
     model = load_dit(files["fp16"], dtype=torch.float32)
     cfg = model.config

@@ -177,11 +177,14 @@ def test_blend_joins_two_clips_with_a_generated_transition(nets) -> None:
 
 
 def test_storyboard_gives_each_shot_its_prompts_velocity_on_its_own_frames() -> None:
-    class ContextEcho(torch.nn.Module):  # velocity = the prompt's first value, everywhere
+    class ContextEcho(torch.nn.Module):  # velocity = the first value of the prompt each frame reads
         dtype = torch.float32
 
-        def forward(self, x, t, context):
-            return context[:, 0, 0].view(-1, 1, 1, 1, 1).expand_as(x).clone()
+        def forward(self, x, t, context, frame_prompt=None):
+            if frame_prompt is None:
+                return context[:, 0, 0].view(-1, 1, 1, 1, 1).expand_as(x).clone()
+            per_frame = context[:, frame_prompt, 0, 0]  # [B, T]
+            return per_frame.view(*per_frame.shape[:1], 1, -1, 1, 1).expand_as(x).clone()
 
     shots = [torch.full((1, 3, CFG.text_dim), v) for v in (1.0, 2.0, 3.0)]
     frames = [torch.tensor([True, True, False, False, False]), torch.tensor([False, False, True, False, False]),
@@ -190,6 +193,11 @@ def test_storyboard_gives_each_shot_its_prompts_velocity_on_its_own_frames() -> 
                                  spans=[PromptSpan(c, f) for c, f in zip(shots, frames, strict=True)])
     v = model(torch.zeros(1, 16, 5, 2, 2), torch.tensor(0.5))
     assert v[0, 0, :, 0, 0].tolist() == [1.0, 1.0, 2.0, 3.0, 3.0]
+    with pytest.raises(InputError, match=r"latent frames \[4\] belong to no prompt span"):
+        gap = [frames[0], frames[1], torch.tensor([False, False, False, True, False])]
+        conditioned_velocity(ContextEcho(), None, None, 1.0, None,
+                             spans=[PromptSpan(c, f) for c, f in zip(shots, gap, strict=True)])(
+            torch.zeros(1, 16, 5, 2, 2), torch.tensor(0.5))
 
 
 def test_storyboard_assigns_latent_frames_by_shot_start_and_checks_shots(nets) -> None:
