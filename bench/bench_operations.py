@@ -10,6 +10,7 @@ Writes (or replaces) the "## Sora operations" section of docs/quality.md:
 - extension: three successive forward extensions of a rendered clip and of a generated one: the object's
   colour shift per extension, motion direction and presence per extension (the last one's motion also
   per kind of motion);
+- backward: how a backward extension's last new frame steps into the clip's first frame;
 - keyframes: PSNR of the pinned frames after decode (first frame, and first + last);
 - blend: the transition's first frame against A's last and its last frame against B's first;
 - re-cut: frames and latent frames outside the span, compared bit for bit;
@@ -48,7 +49,7 @@ from sora_core.world.motion import PERIODIC_MOTIONS  # noqa: E402
 from sora_core.world.render import render  # noqa: E402
 
 DIRECTIONS = ("left", "right", "up", "down")
-PARTS = ("loop", "extension", "keyframes", "blend", "recut", "storyboard")
+PARTS = ("loop", "extension", "backward", "keyframes", "blend", "recut", "storyboard")
 
 
 def frame_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -313,6 +314,23 @@ def bench_extension(b: Bench, n: int, times: int = 3, new: int = 12) -> list[str
     return rows
 
 
+def bench_backward(b: Bench, n: int, new: int = 12) -> list[str]:
+    """Extend backward: how the new frames step into the clip's first frame, against their own pace."""
+    ratios, joins = [], []
+    for i, case in enumerate(prompt_set(n, seed=b.seed + 7, kind="short")):
+        source = b.text_to_video(case.prompt, b.seed + i)
+        out = ops.extend(b.engine(b.seed + 200 + i), b.context(case.prompt), b.negative,
+                         ops.Clip(source.frames, None), direction="backward", new_frames=new)
+        frames = to_uint8(out.frames)
+        joins.append(frame_diff(frames[new - 1], frames[new]))
+        ratios.append(joins[-1] / max(consecutive_median(frames[:new]), 1e-6))
+    return [
+        "", f"**Extend backward** ({n} held-out prompts; {new} frames generated before the model's 17-frame clip, "
+        f"given as frames): the last new frame differs from the clip's first by **{statistics.median(joins):.2f}** "
+        f"(median; **{statistics.median(ratios):.2f}x** the new frames' median consecutive difference).",
+    ]
+
+
 def bench_keyframes(b: Bench, n: int) -> list[str]:
     first, first_last_0, first_last_end, score = [], [], [], 0
     for i, case in enumerate(prompt_set(n, seed=b.seed + 2, kind="short")):
@@ -438,6 +456,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30, help="cases for keyframes and storyboard")
     parser.add_argument("--extensions", type=int, default=120,
                         help="clips extended 3 times (120: a rate near 85%% has a standard error of about 3 points)")
+    parser.add_argument("--backward", type=int, default=20, help="clips extended backward")
     parser.add_argument("--pairs", type=int, default=20, help="blend pairs")
     parser.add_argument("--recuts", type=int, default=10)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=None,
@@ -461,6 +480,7 @@ def main() -> None:
     parts = {
         "loop": lambda: bench_loop(b, args.loops, args.loops_any),
         "extension": lambda: bench_extension(b, args.extensions),
+        "backward": lambda: bench_backward(b, args.backward),
         "keyframes": lambda: bench_keyframes(b, args.n),
         "blend": lambda: bench_blend(b, args.pairs),
         "recut": lambda: bench_recut(b, args.recuts),

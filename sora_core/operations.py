@@ -263,8 +263,14 @@ def extend(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip,
         window = torch.cat([torch.zeros(_like(engine, known_end, new + 1)), known_end], dim=2)
         mask = torch.arange(size) >= new + 1
         out = engine.sample(tuple(window.shape), context, negative, known=window, mask=mask)
-        lead = engine.decode(out[:, :, : new + 1])[: TEMPORAL * new]  # drop the slot of the clip's frame 0
-        frames = torch.cat([lead, frames])
+        decoded = engine.decode(out[:, :, : new + 1])
+        lead = decoded[: TEMPORAL * new]  # drop the slot of the clip's frame 0
+        # The decode draws the clip's frame 0 (its slot) unlike the clip does (the VAE round trip of the
+        # frames coded as groups), so the new frames are moved towards the clip's look across their span,
+        # fully at the join: the join then steps as the decode does (as a blend's end does).
+        fade = torch.linspace(0, 1, lead.shape[0], dtype=lead.dtype).view(-1, 1, 1, 1)
+        lead = (lead + fade * (frames[0] - decoded[TEMPORAL * new])).clamp(0, 1)
+        frames = torch.cat([lead.to(frames.dtype), frames])
     return Clip(frames, None)
 
 
@@ -349,11 +355,20 @@ def blend(engine: Engine, context: Tensor, negative: Tensor | None, first: Clip,
     # frames re-encoded as extend does: that round trip put the first frame further from A's last, 6.80
     # against 5.63 on bench/bench_operations.py's blend pairs.)
     start = frames_a.shape[0]
-    after_a = engine.decode(torch.cat([lat_a, groups], dim=2))[start: start + transition_frames]
+    decoded_a = engine.decode(torch.cat([lat_a, groups], dim=2))
+    after_a = decoded_a[start: start + transition_frames]
     still_b = frames_b[:1].expand(TEMPORAL + 1, -1, -1, -1)
-    after_b = _decode_after(engine, still_b, groups, context_groups=1)[:transition_frames]
+    after_b = _decode_after(engine, still_b, groups, context_groups=1)[: transition_frames + 1]
+    # The decodes still draw the joins unlike the clips' own frames: the last group ends in the DiT's
+    # B frame 0, which decodes about 13 levels from B's real first frame on the default model (mostly the
+    # VAE round trip of B's frames coded as groups: its known frames 1..8 come back about 11 levels off),
+    # and a clip given as pixels decodes unlike its own last frame. Each decode is moved by its join's
+    # difference to the clip's own frame before the hand-over, so both joins step as the decodes do, with
+    # no change of look (the blend line of docs/quality.md).
+    from_a = after_a + (frames_a[-1] - decoded_a[start - 1])
+    from_b = after_b[:transition_frames] + (frames_b[0] - after_b[transition_frames])
     handover = torch.linspace(0, 1, transition_frames).view(-1, 1, 1, 1)
-    transition = after_a * (1 - handover) + after_b * handover
+    transition = (from_a * (1 - handover) + from_b * handover).clamp(0, 1)
     return Clip(torch.cat([frames_a, transition.to(frames_a.dtype), frames_b]), None)
 
 

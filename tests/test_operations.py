@@ -79,9 +79,18 @@ def test_extend_forward_appends_and_keeps_the_clip_bit_exact(nets, mode) -> None
 def test_extend_backward_puts_new_frames_before_the_unchanged_clip(nets) -> None:
     e = engine(nets)
     source = clip(9)
+    decoded = []
+    decode = e.decode
+    e.decode = lambda latent: decoded.append(decode(latent)) or decoded[-1]
     out = ops.extend(e, text(0), None, source, direction="backward", new_frames=8, overlap_frames=4)
     assert out.frames.shape[0] == 8 + 9
     assert torch.equal(out.frames[8:], source.frames)
+    # The new frames are the decode moved towards the clip's frame 0 (against the decode's own slot of it)
+    # by a weight that grows from 0 at the first new frame to 1 at the join.
+    new, slot = decoded[-1][:8], decoded[-1][8]
+    for k, w in enumerate(torch.linspace(0, 1, 8)):
+        torch.testing.assert_close(out.frames[k], (new[k] + w * (source.frames[0] - slot)).clamp(0, 1))
+    assert not torch.allclose(out.frames[7], new[7], atol=1e-3)
     with pytest.raises(InputError, match="multiple of 4"):
         ops.extend(e, text(0), None, source, new_frames=6)
     with pytest.raises(InputError, match="direction"):
@@ -167,11 +176,20 @@ def test_blend_joins_two_clips_with_a_generated_transition(nets) -> None:
     assert torch.equal(out.frames[:9], a.frames) and torch.equal(out.frames[16:], b.frames)
     # The transition is handed over from its decode after A (first frame) to its decode after a still of
     # B's first frame (last frame): the decoder's memory of A's look does not reach B.
-    after_a, after_b = decoded[-2][9:16], decoded[-1][5:12]
-    torch.testing.assert_close(out.frames[9], after_a[0])
-    torch.testing.assert_close(out.frames[15], after_b[-1])
-    torch.testing.assert_close(out.frames[12], (after_a[3] + after_b[3]) / 2)
-    assert not torch.allclose(after_a, after_b, atol=1e-3)
+    after_a, after_b = decoded[-2][9:16], decoded[-1][5:13]  # after_b: the 7 frames, then its B frame 0
+    assert not torch.allclose(after_a, after_b[:7], atol=1e-3)
+    # Each decode is moved by its join's difference to the clip's own frame (A's last against the decode
+    # of it after A, B's first against the transition's decode of it), then handed over from A's to B's.
+    from_a = after_a + (a.frames[-1] - decoded[-2][8])
+    from_b = after_b[:7] + (b.frames[0] - after_b[7])
+    for k, h in enumerate(torch.linspace(0, 1, 7)):
+        torch.testing.assert_close(out.frames[9 + k], (from_a[k] * (1 - h) + from_b[k] * h).clamp(0, 1))
+    # so, where nothing is clipped, the joins step as the decodes do: into B's first frame as the
+    # transition's decode steps into its own B frame 0, out of A's last as the decode after A does
+    kept = (out.frames[15] > 0) & (out.frames[15] < 1)
+    torch.testing.assert_close((b.frames[0] - out.frames[15])[kept], (after_b[7] - after_b[6])[kept])
+    kept = (out.frames[9] > 0) & (out.frames[9] < 1)
+    torch.testing.assert_close((out.frames[9] - a.frames[-1])[kept], (after_a[0] - decoded[-2][8])[kept])
     with pytest.raises(InputError, match="4k\\+3"):
         ops.blend(e, text(0), None, a, b, transition_frames=8)
 
