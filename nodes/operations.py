@@ -268,7 +268,7 @@ class SoraStoryboard(io.ComfyNode):
             category=f"{CATEGORY}/operations",
             description="Several prompts on one timeline, generated together in one pass: each shot's frames "
             "read their own prompt (cross-attention) while every frame attends to the others (self-attention), "
-            "which keeps the subject across shots. Works with any model, natively: the same cost per step as "
+            "which keeps the subject across shots. Works with any model, natively, at about the cost per step of "
             "one text-to-video clip of that length.",
             inputs=[
                 *common_inputs(positive=False),

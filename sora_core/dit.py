@@ -126,21 +126,31 @@ class SelfAttention(nn.Module):
 class CrossAttention(SelfAttention):
     """Attention from video tokens to text tokens; no rotary positions."""
 
-    def forward(self, x: Tensor, context: Tensor, token_prompt: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        """context [B, L, D] read by every token, or [B, S, L, D] (S prompts) with ``token_prompt`` [tokens]
-        naming the one prompt each video token reads (a storyboard: each shot's frames read their own)."""
+    def forward(self, x: Tensor, context: Tensor,  # type: ignore[override]
+                prompt_tokens: PromptTokens | None = None) -> Tensor:
+        """context [B, L, D] read by every token, or [B, S, L, D] (S prompts) with ``prompt_tokens`` naming
+        the video tokens that read each prompt (a storyboard: each shot's frames read their own)."""
         heads = (self.num_heads, -1)
         q = self.norm_q(self.q(x)).unflatten(2, heads)
         k = self.norm_k(self.k(context)).unflatten(-1, heads)
         v = self.v(context).unflatten(-1, heads)
-        if token_prompt is None:
+        if prompt_tokens is None:
             return self.o(attention(q, k, v))
         out = q.new_zeros(*q.shape[:2], q.shape[2] * q.shape[3])
-        for s in range(context.shape[1]):
-            own = token_prompt == s
-            if bool(own.any()):
-                out[:, own] = attention(q[:, own], k[:, s], v[:, s])
+        for s, own in prompt_tokens:
+            out[:, own] = attention(q[:, own], k[:, s], v[:, s])
         return self.o(out)
+
+
+# (prompt index, positions of the video tokens that read it) for each prompt some token reads
+PromptTokens = list[tuple[int, Tensor]]
+
+
+def prompt_token_groups(frame_prompt: Tensor, tokens_per_frame: int, device: torch.device) -> PromptTokens:
+    """Token positions per prompt from a prompt index per latent frame; tokens are frame-major. Built once
+    per forward (on the CPU, then moved), so the blocks index without comparing or syncing the device."""
+    per_token = frame_prompt.cpu().repeat_interleave(tokens_per_frame)
+    return [(s, (per_token == s).nonzero().flatten().to(device)) for s in per_token.unique().tolist()]
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -175,9 +185,9 @@ class DiTBlock(nn.Module):
         return torch.cat([self.ffn(part) for part in x.split(FFN_CHUNK_TOKENS, dim=1)], dim=1)
 
     def forward(self, x: Tensor, e: Tensor, context: Tensor, rope: Tensor, frames: int,
-                token_prompt: Tensor | None = None) -> Tensor:
+                prompt_tokens: PromptTokens | None = None) -> Tensor:
         """x [B, L, D]; e [B, F or 1, 6, D] float32 timestep projection; frames = latent frames F;
-        context and token_prompt as CrossAttention takes them."""
+        context and prompt_tokens as CrossAttention takes them."""
         b, length, dim = x.shape
         mod = (self.modulation.float()[:, None] + e).unsqueeze(3)  # [B, F|1, 6, 1, D]
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
@@ -186,7 +196,7 @@ class DiTBlock(nn.Module):
         h = modulate(self.norm1(x).view(by_frame), shift_sa, scale_sa).view(b, length, dim)
         x = gated_residual(x, self.self_attn(h.to(x.dtype), rope), gate_sa, by_frame)
 
-        x = x + self.cross_attn(self.norm3(x), context, token_prompt)
+        x = x + self.cross_attn(self.norm3(x), context, prompt_tokens)
 
         h = modulate(self.norm2(x).view(by_frame), shift_ff, scale_ff).view(b, length, dim)
         return gated_residual(x, self._ffn(h.to(x.dtype)), gate_ff, by_frame)
@@ -286,15 +296,13 @@ class WanDiT(nn.Module):
         if context.shape[-2] < cfg.text_len:
             context = F.pad(context, (0, 0, 0, cfg.text_len - context.shape[-2]))
         context = self.text_embedding(context.to(self.dtype))
-        token_prompt = None
-        if frame_prompt is not None:  # tokens are frame-major: each frame's grid[1] * grid[2] in a row
-            token_prompt = frame_prompt.to(x.device).repeat_interleave(grid[1] * grid[2])
+        prompt_tokens = None if frame_prompt is None else prompt_token_groups(frame_prompt, grid[1] * grid[2], x.device)
 
         e, e0 = self.embed_time(t.to(x.device))
         rope = self.rope.rotations(grid, x.device)  # type: ignore[arg-type]
         frames = grid[0]
         for block in self.blocks:
-            tokens = block(tokens, e0, context, rope, frames, token_prompt)
+            tokens = block(tokens, e0, context, rope, frames, prompt_tokens)
         out = self.head(tokens, e, frames)
         return self.unpatchify(out, grid)
 

@@ -265,11 +265,9 @@ def extend(engine: Engine, context: Tensor, negative: Tensor | None, clip: Clip,
         out = engine.sample(tuple(window.shape), context, negative, known=window, mask=mask)
         decoded = engine.decode(out[:, :, : new + 1])
         lead = decoded[: TEMPORAL * new]  # drop the slot of the clip's frame 0
-        # The decode draws the clip's frame 0 (its slot) unlike the clip does (the VAE round trip of the
-        # frames coded as groups), so the new frames are moved towards the clip's look across their span,
-        # fully at the join: the join then steps as the decode does (as a blend's end does).
-        fade = torch.linspace(0, 1, lead.shape[0], dtype=lead.dtype).view(-1, 1, 1, 1)
-        lead = (lead + fade * (frames[0] - decoded[TEMPORAL * new])).clamp(0, 1)
+        # The decode draws the clip's frame 0 (its slot) unlike the clip does, so the new frames are handed
+        # over towards the clip's look, fully at the join, as a blend's end is.
+        lead = _hand_over(lead, _moved_to_join(lead, decoded[TEMPORAL * new], frames[0]))
         frames = torch.cat([lead.to(frames.dtype), frames])
     return Clip(frames, None)
 
@@ -322,6 +320,20 @@ def _decode_after(engine: Engine, frames: Tensor, groups: Tensor, context_groups
     return engine.decode(torch.cat([engine.encode(lead), groups], dim=2))[lead.shape[0]:]
 
 
+def _moved_to_join(frames: Tensor, decoded_join: Tensor, own_join: Tensor) -> Tensor:
+    """``frames`` moved by the difference between a clip's own frame at a join and the decode's drawing of
+    that same frame. The decodes draw a join unlike the clip: a clip's frames coded as groups (what a
+    transition is continued *into*) come back about 11 levels off on the default model, and a clip given
+    as pixels decodes unlike itself; moved, the join steps as the decode does, with no change of look."""
+    return frames + (own_join - decoded_join)
+
+
+def _hand_over(start: Tensor, end: Tensor) -> Tensor:
+    """Frames that are ``start``'s at the first frame and ``end``'s at the last, linearly between."""
+    weight = torch.linspace(0, 1, start.shape[0], dtype=start.dtype).view(-1, 1, 1, 1)
+    return (start * (1 - weight) + end * weight).clamp(0, 1)
+
+
 def blend(engine: Engine, context: Tensor, negative: Tensor | None, first: Clip, second: Clip, *,
           transition_frames: int = 11, overlap_frames: int = 8) -> Clip:
     """A transition that starts where ``first`` ends and ends where ``second`` begins:
@@ -359,16 +371,10 @@ def blend(engine: Engine, context: Tensor, negative: Tensor | None, first: Clip,
     after_a = decoded_a[start: start + transition_frames]
     still_b = frames_b[:1].expand(TEMPORAL + 1, -1, -1, -1)
     after_b = _decode_after(engine, still_b, groups, context_groups=1)[: transition_frames + 1]
-    # The decodes still draw the joins unlike the clips' own frames: the last group ends in the DiT's
-    # B frame 0, which decodes about 13 levels from B's real first frame on the default model (mostly the
-    # VAE round trip of B's frames coded as groups: its known frames 1..8 come back about 11 levels off),
-    # and a clip given as pixels decodes unlike its own last frame. Each decode is moved by its join's
-    # difference to the clip's own frame before the hand-over, so both joins step as the decodes do, with
-    # no change of look (the blend line of docs/quality.md).
-    from_a = after_a + (frames_a[-1] - decoded_a[start - 1])
-    from_b = after_b[:transition_frames] + (frames_b[0] - after_b[transition_frames])
-    handover = torch.linspace(0, 1, transition_frames).view(-1, 1, 1, 1)
-    transition = (from_a * (1 - handover) + from_b * handover).clamp(0, 1)
+    # Each decode is moved to its clip's own frame at its join (the blend line of docs/quality.md).
+    from_a = _moved_to_join(after_a, decoded_a[start - 1], frames_a[-1])
+    from_b = _moved_to_join(after_b[:transition_frames], after_b[transition_frames], frames_b[0])
+    transition = _hand_over(from_a, from_b)
     return Clip(torch.cat([frames_a, transition.to(frames_a.dtype), frames_b]), None)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sora_core.config import DIT_PRESETS, DiTConfig
-from sora_core.dit import WanDiT
+from sora_core.dit import WanDiT, prompt_token_groups
 from sora_core.errors import InputError
 from sora_core.loading import load_dit, save_project_file, write_safetensors
 from sora_core.loading.dit_keys import diffusers_key_to_wan
@@ -117,7 +117,9 @@ def test_frame_prompts_give_each_frame_its_own_prompt_in_cross_attention(files):
         attn = model.blocks[0].cross_attn
         tokens, per_frame = torch.randn(1, 18, CFG.dim), 6
         text = model.text_embedding(torch.nn.functional.pad(ctx, (0, 0, 0, CFG.text_len - 7)))
-        mixed = attn(tokens, text, torch.tensor([0, 0, 1]).repeat_interleave(per_frame))
+        groups = prompt_token_groups(torch.tensor([0, 0, 1]), per_frame, torch.device("cpu"))
+        assert [(s, g.tolist()) for s, g in groups] == [(0, list(range(12))), (1, list(range(12, 18)))]
+        mixed = attn(tokens, text, groups)
         torch.testing.assert_close(mixed[:, :12], attn(tokens, text[:, 0])[:, :12])
         torch.testing.assert_close(mixed[:, 12:], attn(tokens, text[:, 1])[:, 12:])
     assert rel_err(split, plain[0]) > 1e-3 and rel_err(split, plain[1]) > 1e-3
