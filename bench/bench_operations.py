@@ -109,13 +109,19 @@ def tally_text(counts: dict[str, list[int]]) -> str:
     return ", ".join(f"{key} {right}/{clips}" for key, (right, clips) in sorted(counts.items()))
 
 
-def highest_frame(frames: torch.Tensor) -> int:
-    """The frame where the object (pixels off the background) is highest: where a bounce starts."""
+def object_rows(frames: torch.Tensor) -> torch.Tensor:
+    """The mean row of the pixels off the background in each frame of a uint8 ``[T, H, W, 3]`` clip of one
+    object: its height, ``[T]`` (rows grow downwards)."""
     background = fit_background(frames.float())
     fg = ((frames.float() - background) ** 2).sum(-1) > BACKGROUND_TOLERANCE**2  # [T, H, W]
     rows = torch.arange(frames.shape[1], dtype=torch.float32).view(1, -1, 1)
     area = fg.sum((1, 2)).clamp(min=1)
-    return int(((fg * rows).sum((1, 2)) / area).argmin())
+    return (fg * rows).sum((1, 2)) / area
+
+
+def highest_frame(frames: torch.Tensor) -> int:
+    """The frame where the object (pixels off the background) is highest: where a bounce starts."""
+    return int(object_rows(frames).argmin())
 
 
 def judge_loop(case, frames: torch.Tensor) -> dict:
@@ -203,8 +209,9 @@ def perfect_loop_text(cases: list, loops: LoopScores) -> str:
         f"The criterion on perfect loops: the same scenes rendered as 16-frame periods (a bounce or a still "
         f"object ends where it starts) pass it on {sum(seam_ratio(p) <= 1.5 for p in periods)}/{n} at the cut "
         f"where the scene starts, bounces {sum(seam_ratio(periods[i]) <= 1.5 for i in bounces)}/{len(bounces)}. "
-        "This world's bounce moves fastest at its top, where it starts and ends, and a frame difference grows "
-        "with the object's speed, so a seam ratio over 1.5 can be the motion's pace at the cut, not a jump. "
+        "This world's bounce is at rest at its top, where it starts and ends, and fastest on the floor at "
+        "mid-period; a frame difference grows with the object's speed, so at a cut where the object moves "
+        "fast a seam ratio over 1.5 can be the motion's pace, not a jump. "
         "Played on repeat, a period shows the same frames wherever it is cut; over all 16 cuts of each period, "
         f"the criterion holds on {share:.0%} of the cuts of the rendered periods (bounces "
         f"{statistics.mean(cut_share(periods[i]) for i in bounces):.0%}) and on "

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import quality  # noqa: E402
 from bench_operations import cut_share, loopable_cases, rendered_period, seam_ratio, tally, tally_text  # noqa: E402
+from bounce_pace import bounce_cases, pace  # noqa: E402
 from compare_models import parse_settings, settings_label  # noqa: E402
 from guidance_trials import parse_trial, skip_guided, value_passthrough, with_skip_guidance  # noqa: E402
 from presence_failures import failure_kind  # noqa: E402
@@ -109,6 +110,24 @@ def test_rendered_period_is_a_perfect_loop_and_refuses_one_way_motion() -> None:
     one_way = next(c for c in prompt_set(50, seed=3000, kind="short") if c.scene.objects[0].motion == "right")
     with pytest.raises(ValueError, match="does not end where it starts"):
         rendered_period(one_way)
+
+
+def test_bounce_pace_tells_a_fall_from_rest_from_the_old_worlds_bounce() -> None:
+    from sora_core.world.render import render
+
+    cases = bounce_cases(3, seed=8000)
+    assert len(cases) == 3 and all(c.scene.objects[0].motion == "bounce" for c in cases)
+    for case in cases:
+        fall = render(case.scene)  # the world's bounce: at rest at the top, fastest on the floor
+        assert pace(fall) < 0.6
+        # the old world's bounce (height 1 - (2s - 1)^2 of the fall, fastest at the top) from the same frames:
+        # at each of its times, the frame of the fall at that height ((2s')^2 = height, mirrored after the floor)
+        t = fall.shape[0]
+        s = torch.linspace(0, 1, t)
+        when = (1 - (2 * s - 1) ** 2).sqrt() / 2
+        order = torch.where(s <= 0.5, when, 1 - when).mul(t - 1).round().long()
+        assert order[0] == 0 and order[t // 2] == t // 2 and order[-1] == t - 1
+        assert pace(fall[order]) > 1.4
 
 
 def test_skip_guidance_trials_parse_and_weaken_only_the_named_blocks() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import random
@@ -608,6 +609,38 @@ def test_periodic_clips_are_read_from_their_captions_as_their_scenes_say() -> No
     assert torch.equal(video[:, -1], video[:, 0])
 
 
+def test_motion_weights_draw_the_named_motions_clips_more_often(tmp_path, monkeypatch) -> None:
+    from sora_core.text_minilm import MiniLMTextEncoder
+    from sora_core.train.__main__ import motion_weight
+
+    batches = [clip_batch(5, step, 16, DIT_BUCKETS) for step in range(4)]
+    scenes = [s for b in batches for s in b.scenes]
+    weights = dit_stage.motion_draw_weights([c for b in batches for c in b.captions], {"bounce": 4.0, "grow": 2.0})
+    expected = [max([1.0] + [{"bounce": 4.0, "grow": 2.0}.get(o.motion, 1.0) for o in s.objects]) for s in scenes]
+    assert weights == expected and 4.0 in weights and 1.0 in weights
+    with pytest.raises(ValueError, match="bounces"):
+        dit_stage.motion_draw_weights(["a red circle"], {"bounces": 4.0})
+    assert motion_weight("bounce=4") == ("bounce", 4.0)
+    for bad in ("bounce", "bounce=0", "hop=2", "bounce=x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="MOTION=W"):
+            motion_weight(bad)
+
+    bucket = (64, 64, 9)
+    captions = ["a red circle bouncing", "a blue square moving left", "a green triangle moving up"]
+    pool = dit_stage.LatentPool({bucket: torch.stack([torch.full((16, 3, 8, 8), float(i)) for i in range(3)])},
+                                {bucket: captions})
+    drawn: list[float] = []
+
+    def recording_loss(dit, x0, context, sigma, noise, known, cell_weight=None, lead=None):
+        drawn.extend(x0[:, 0, 0, 0, 0].tolist())
+        return (dit.patch_embedding.weight * 0).sum() + x0.mean() * 0
+
+    monkeypatch.setattr(dit_stage, "flow_loss", recording_loss)
+    dit_stage.train_dit(tmp_path, pool, MiniLMTextEncoder(), steps=30, batch=8, config=TINY_DIT, buckets=(bucket,),
+                        motion_weights={"bounce": 8.0})
+    assert drawn.count(0.0) > 0.6 * len(drawn)  # 8 of 10 draws are the bouncing clip, against 1 of 3 unweighted
+
+
 def test_a_loop_window_is_what_the_loop_sampler_shows_the_dit() -> None:
     from sora_core.conditioning import conditioned_velocity
 
@@ -794,6 +827,29 @@ def test_vae_spatial_defaults_to_the_init_from_vaes_and_a_contradiction_is_refus
     with pytest.raises(SystemExit):
         main(["--run", str(tmp_path / "run2"), "--init-from", str(bundle), "--vae-spatial", "8"])
     assert "the --init-from VAE compresses 4x; give --vae-spatial 4" in capsys.readouterr().err
+
+
+def test_a_run_from_a_checkpoint_keeps_that_checkpoints_training_record_in_its_own(tmp_path, monkeypatch) -> None:
+    from sora_core.loading import save_project_file
+    from sora_core.loading.safetensors_io import read_metadata
+    from sora_core.train.__main__ import main
+
+    earlier = {"dit_steps": 7, "seed": 3, "decoder_finetune": {"steps": 2}}
+    small_vae = vae_stage.vae_config_for(4, VAEConfig(base_dim=8))
+    bundle = save_project_file(tmp_path / "earlier.safetensors", {"dit": WanDiT(TINY_DIT), "vae": WanVAE(small_vae)},
+                               extra_metadata={"training": json.dumps(earlier)})
+    monkeypatch.setattr(vae_stage, "train_vae", lambda run, **kw: WanVAE(small_vae))
+    bucket = (64, 64, 9)
+    monkeypatch.setattr(dit_stage, "build_pool", lambda *a, **k: dit_stage.LatentPool(
+        {bucket: torch.zeros(1, 16, 3, 16, 16)}, {bucket: ["a red circle"]}))
+    monkeypatch.setattr(dit_stage, "training_buckets", lambda long_scenes: (bucket,))
+    monkeypatch.setattr(dit_stage, "train_dit", lambda *a, **k: (None, WanDiT(TINY_DIT)))
+    out = tmp_path / "later.safetensors"
+    assert main(["--run", str(tmp_path / "run"), "--init-from", str(bundle), "--vae-steps", "0",
+                 "--dit-steps", "5", "--seed", "4", "--out", str(out)]) == 0
+    record = json.loads(read_metadata(out)["training"])
+    assert record["dit_steps"] == 5 and record["seed"] == 4 and record["init_from"] == str(bundle)
+    assert record["init_record"] == earlier  # what the run started from stays on record
 
 
 def test_bf16_training_autocasts_the_forward_and_keeps_float32_weights(tmp_path) -> None:

@@ -89,8 +89,10 @@ def test_motion_moves_the_object() -> None:
     assert right[-1, 0] - right[0, 0] > 6 and abs(right[-1, 1] - right[0, 1]) < 0.5
     up_left = centroid(render(_scene("square", motion="up-left", x=0.7, y=0.7, size="small")))
     assert up_left[-1, 0] < up_left[0, 0] - 6 and up_left[-1, 1] < up_left[0, 1] - 6
-    bounce = centroid(render(_scene("circle", motion="bounce", y=0.3, size="small")))
-    assert bounce[4, 1] > bounce[0, 1] + 6 and abs(bounce[-1, 1] - bounce[0, 1]) < 0.5
+    bounce = centroid(render(_scene("circle", motion="bounce", y=0.3, size="small", frames=17)))
+    assert bounce[8, 1] > bounce[0, 1] + 6 and abs(bounce[-1, 1] - bounce[0, 1]) < 0.5
+    fall = bounce[:, 1].diff()  # a dropped ball: at rest at the top, faster every frame down to the floor
+    assert fall[0] < 0.5 and (fall[:8].diff() > 0).all() and fall[7] > 4 * fall[1] and (fall[8:] < 0).all()
     grow = centroid(render(_scene("triangle", motion="grow", size="small", speed="fast")))
     assert grow[-1, 2] > 1.5 * grow[0, 2]
     slow = centroid(render(_scene("circle", motion="left", x=0.7, size="small")))

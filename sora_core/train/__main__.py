@@ -23,6 +23,20 @@ from ..dit import WanDiT
 from .decoder_stage import OBJECT_WEIGHT as DECODER_OBJECT_WEIGHT
 
 
+def motion_weight(text: str) -> tuple[str, float]:
+    """``--motion-weight bounce=4`` -> ("bounce", 4.0); the motion is checked against the world's."""
+    from ..world.scene import MOTIONS
+
+    motion, _, weight = text.partition("=")
+    try:
+        value = float(weight)
+    except ValueError:
+        value = -1.0
+    if motion not in MOTIONS or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give MOTION=W with W > 0 and MOTION one of {', '.join(MOTIONS)}")
+    return motion, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sora_core.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop-phases", action="store_true",
                         help="start each loop window's period at a random group (for a sampler that rotates the "
                         "period between steps)")
+    parser.add_argument("--motion-weight", action="append", type=motion_weight, default=[], metavar="MOTION=W",
+                        help="draw the clips whose caption names this motion W times as often as others (e.g. "
+                        "bounce=4, to teach a motion anew); repeat for more motions")
     parser.add_argument("--pool", type=int, default=1500,
                         help="encoded training clips per size/length bucket; a larger value on an existing run "
                         "grows its pool (the clips it has are kept, only the new ones are encoded)")
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     _, ema = train_dit(args.run, pool, text, steps=args.dit_steps, batch=args.dit_batch, lr=args.dit_lr,
                        seed=args.seed, init=init_dit, object_weight=args.object_weight, device=device,
                        config=dit_config, buckets=buckets, loop_windows=args.loop_windows,
-                       loop_phases=args.loop_phases, bf16=args.dit_bf16)
+                       loop_phases=args.loop_phases, bf16=args.dit_bf16, motion_weights=dict(args.motion_weight))
     t_dit = time.perf_counter() - t0 - t_vae - t_pool
     timing = {"vae_steps": args.vae_steps, "dit_steps": args.dit_steps, "pool_per_bucket": args.pool,
               "seconds_this_run": {"vae": round(t_vae), "pool": round(t_pool), "dit": round(t_dit)},
@@ -173,7 +190,13 @@ def main(argv: list[str] | None = None) -> int:
               "vae_object_weight": args.vae_object_weight, "dit_patch": list(dit_config.patch_size),
               "long_scenes": args.long_scenes, "vae_spatial": args.vae_spatial,
               "loop_windows": args.loop_windows, "loop_phases": args.loop_phases, "dit_bf16": args.dit_bf16,
+              "motion_weights": dict(args.motion_weight),
+              "init_from": str(args.init_from) if args.init_from else None,
               "init_dit_from": str(args.init_dit_from) if args.init_dit_from else None}
+    if args.init_from:  # the checkpoint this run continues keeps its own record inside this one
+        from ..loading.safetensors_io import read_metadata
+
+        timing["init_record"] = json.loads(read_metadata(args.init_from).get("training", "{}"))
     print(json.dumps(timing))
     decoder_state = args.run / "decoder_state.safetensors"
     if decoder_state.exists():  # the decoder fine-tuned beside the DiT stage

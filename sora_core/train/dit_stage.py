@@ -23,6 +23,9 @@
 - Loop windows (``loop_windows``, off by default): some whole clips that end where they start (bounces,
   still objects) are shown as the loop sampler shows a period, its groups after a lead of its last group
   (``loop_window``), so seamless loops are native rather than only asked of a model trained on clips.
+- Motion weights (``motion_weights``, off by default): clips whose caption names a motion are drawn that
+  many times as often as others (e.g. ``{"bounce": 4}``), to teach a motion anew without diluting it in
+  a pool where it is one of twelve.
 - An exponential moving average of the weights is what gets exported.
 - bf16 (``bf16``, off by default): the forward pass runs under bfloat16 autocast while the weights, the
   optimizer and the EMA stay float32 (mixed precision as on GPUs); on a CPU with AVX512-BF16 a step takes
@@ -273,6 +276,25 @@ def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Te
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def motion_draw_weights(captions: list[str], weights: dict[str, float]) -> list[float]:
+    """How often to draw each clip, relative to a clip whose motions ``weights`` does not name: the largest
+    weight among its objects' motions (read back from its caption as ``periodic_clips`` does)."""
+    from ..world.parse import fill_defaults, parse_prompt
+    from ..world.scene import MOTIONS
+
+    unknown = sorted(set(weights) - set(MOTIONS))
+    if unknown:
+        raise ValueError(f"motion weights name {unknown}, which are not motions of this world; use some of "
+                         f"{', '.join(MOTIONS)}")
+
+    def weight(caption: str) -> float:
+        spec = parse_prompt(caption)
+        objects = fill_defaults(spec).objects if spec is not None else ()
+        return max([1.0] + [weights[o.motion] for o in objects if o.motion in weights])
+
+    return [weight(c) for c in captions]
+
+
 def periodic_clips(captions: list[str]) -> Tensor:
     """[N] bool: which clips end where they start (every object's motion repeats: PERIODIC_MOTIONS), read
     from their captions (the parser reads the world's captions back exactly)."""
@@ -350,13 +372,15 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
               seed: int = 0, log_every: int = 10, save_every: int = 100, config: DiTConfig = DEFAULT_DIT,
               init: dict[str, Tensor] | None = None, object_weight: float = 1.0,
               device: torch.device | str = "cpu", buckets: tuple[Bucket, ...] | None = None,
-              loop_windows: float = 0.0, loop_phases: bool = False, bf16: bool = False) -> tuple[WanDiT, WanDiT]:
+              loop_windows: float = 0.0, loop_phases: bool = False, bf16: bool = False,
+              motion_weights: dict[str, float] | None = None) -> tuple[WanDiT, WanDiT]:
     """Train (or resume) the DiT in ``run`` on ``device`` (the pool stays on the CPU; each batch moves);
     returns (model, EMA model). ``init`` seeds a fresh run. ``buckets`` lists each bucket as often as it
     is drawn (see ``training_buckets``; None: the whole-clip ones); the pool must hold them all.
     ``object_weight`` > 1 weighs the latent cells that show an object that many times a background cell.
     ``loop_windows``: the share of whole periodic clips shown as loop windows (``loop_window``), each at a random
-    phase with ``loop_phases``. ``bf16`` runs the forward pass under bfloat16 autocast (``check_bf16`` first)."""
+    phase with ``loop_phases``. ``bf16`` runs the forward pass under bfloat16 autocast (``check_bf16`` first).
+    ``motion_weights`` draws the clips of the named motions that many times as often (``motion_draw_weights``)."""
     if object_weight != 1.0 and pool.objects is None:
         raise ValueError("object_weight needs a latent pool that keeps its object cells; this one was saved "
                          "before they were kept: delete the run's latent_pool.safetensors to rebuild it")
@@ -393,6 +417,7 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
     drawn = sorted(dict.fromkeys(buckets), key=bucket_key)
     weights = [buckets.count(b) for b in drawn]
     periodic = {b: periodic_clips(pool.captions[b]) for b in drawn if not is_slice_bucket(b)} if loop_windows else {}
+    draw = {b: motion_draw_weights(pool.captions[b], motion_weights) for b in drawn} if motion_weights else {}
     dit.train()
     log = StepLog(run, "dit")
     for step in range(start, steps):
@@ -400,7 +425,10 @@ def train_dit(run: Path, pool: LatentPool, text_encoder, *, steps: int, batch: i
         gen = torch.Generator().manual_seed(seed * 31 + step)
         set_lr(opt, step, steps, lr, warmup=100)
         bucket = rng.choices(drawn, weights)[0]
-        idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
+        if draw:
+            idx = rng.choices(range(len(pool.captions[bucket])), draw[bucket], k=batch)
+        else:  # the draws of every run before motion weights, so those runs resume and reproduce
+            idx = [rng.randrange(len(pool.captions[bucket])) for _ in range(batch)]
         window = mid_clip_window(rng, pool.latents[bucket].shape[2])
         x0 = pool.latents[bucket][idx][:, :, window].to(device)
         cell_weight = None

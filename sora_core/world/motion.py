@@ -7,8 +7,10 @@ the fast travel over the clip does not fit in the free span, *both* speeds are s
 same factor: fast stays twice slow, and every object stays wholly inside the frame for the whole
 clip (a shape cut by the border would fool the evaluator's shape features). A diagonal motion
 moves that distance along both axes. A bounce goes down to its floor at mid-clip and back up to
-the start on a parabola, fastest at its top and at rest on the floor (a real dropped ball is the other
-way round: at rest at the top, fastest at the floor; every shipped model learned this pace). Grow and
+the start as a dropped ball does: at rest at its top, falling faster and faster to the floor, where it
+bounces back up at the speed it hit and slows to rest at the top again (a parabola on each half). Until
+2026-12-05 the world had this the wrong way round (one parabola with its vertex on the floor: fastest at
+the top, at rest on the floor), and the shipped DiT was trained on that pace (bench/bounce_pace.py). Grow and
 shrink scale the radius geometrically, fast by up to 2x over the clip, slow by the square root of fast's factor.
 
 Shapes are drawn around a centre with a "radius" r: a circle of radius r, a square of half-side
@@ -112,8 +114,8 @@ def relative_track(
         ux, uy = DIRECTIONS[motion]
         return ux * dist * s, uy * dist * s, torch.full_like(s, r0)
     if motion == "bounce":
-        # a parabola with its vertex on the floor at mid-clip: fastest at the top (see the module docstring)
-        return zero, dist * (1 - (2 * s - 1) ** 2), torch.full_like(s, r0)
+        # a fall from rest and its mirror image: at rest at the top, fastest on the floor at mid-clip
+        return zero, dist * (1 - (2 * s - 1).abs()) ** 2, torch.full_like(s, r0)
     factor = scale_factor(shape, size, motion, speed, width, height, frames)
     return zero, zero, r0 * factor**s  # geometric, so the log-area changes linearly
 
