@@ -278,34 +278,32 @@ def flow_loss(dit: WanDiT, x0: Tensor, context: Tensor, sigma: Tensor, noise: Te
 
 def motion_draw_weights(captions: list[str], weights: dict[str, float]) -> list[float]:
     """How often to draw each clip, relative to a clip whose motions ``weights`` does not name: the largest
-    weight among its objects' motions (read back from its caption as ``periodic_clips`` does)."""
-    from ..world.parse import fill_defaults, parse_prompt
+    weight among its objects' motions (``caption_motions``)."""
     from ..world.scene import MOTIONS
 
     unknown = sorted(set(weights) - set(MOTIONS))
     if unknown:
         raise ValueError(f"motion weights name {unknown}, which are not motions of this world; use some of "
                          f"{', '.join(MOTIONS)}")
-
-    def weight(caption: str) -> float:
-        spec = parse_prompt(caption)
-        objects = fill_defaults(spec).objects if spec is not None else ()
-        return max([1.0] + [weights[o.motion] for o in objects if o.motion in weights])
-
-    return [weight(c) for c in captions]
+    return [max([1.0] + [weights[m] for m in caption_motions(c) or () if m in weights]) for c in captions]
 
 
 def periodic_clips(captions: list[str]) -> Tensor:
     """[N] bool: which clips end where they start (every object's motion repeats: PERIODIC_MOTIONS), read
-    from their captions (the parser reads the world's captions back exactly)."""
+    from their captions (``caption_motions``)."""
     from ..world.motion import PERIODIC_MOTIONS
+
+    motions = [caption_motions(c) for c in captions]
+    return torch.tensor([m is not None and all(x in PERIODIC_MOTIONS for x in m) for m in motions], dtype=torch.bool)
+
+
+def caption_motions(caption: str) -> tuple[str, ...] | None:
+    """The motion of each object a training caption names, read back by the prompt parser (which reads the
+    world's captions exactly); None for a caption it cannot read."""
     from ..world.parse import fill_defaults, parse_prompt
 
-    def periodic(caption: str) -> bool:
-        spec = parse_prompt(caption)
-        return spec is not None and all(o.motion in PERIODIC_MOTIONS for o in fill_defaults(spec).objects)
-
-    return torch.tensor([periodic(c) for c in captions], dtype=torch.bool)
+    spec = parse_prompt(caption)
+    return None if spec is None else tuple(o.motion for o in fill_defaults(spec).objects)
 
 
 def loop_window(latents: Tensor, wrap: Tensor, phase: Tensor | None = None) -> Tensor:
