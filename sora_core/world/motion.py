@@ -10,7 +10,7 @@ moves that distance along both axes. A bounce goes down to its floor at mid-clip
 the start as a dropped ball does: at rest at its top, falling faster and faster to the floor, where it
 bounces back up at the speed it hit and slows to rest at the top again (a parabola on each half). Until
 2026-12-05 the world had this the wrong way round (one parabola with its vertex on the floor: fastest at
-the top, at rest on the floor), and the shipped DiT was trained on that pace (bench/bounce_pace.py). Grow and
+the top, at rest on the floor); the DiTs trained before then draw that pace (bench/bounce_pace.py). Grow and
 shrink scale the radius geometrically, fast by up to 2x over the clip, slow by the square root of fast's factor.
 
 Shapes are drawn around a centre with a "radius" r: a circle of radius r, a square of half-side
